@@ -1,0 +1,100 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""The ``galaxyml`` command line."""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "run_demo"]
+
+
+def _log(message, start):
+    print(f"[{time.perf_counter() - start:6.1f} s] {message}", flush=True)
+
+
+def run_demo(output="galaxyml-demo", seed=2017, n_cutouts=6, size=64, overwrite=False):
+    """Simulate an SDSS-like field, read it back and cut the detected galaxies.
+
+    Writes, under ``output``: the simulated field (``field/``), the source
+    catalogue (``catalog.ecsv``), one multi-band FITS cutout per selected
+    galaxy (``cutouts/``) and a preview figure (``preview.png``).
+
+    Returns
+    -------
+    outputs : dict
+        Paths of what was written.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    from astropy import units as u
+
+    from .datasets import simulate_sdss_field, source_catalog
+    from .io import multiband_cutout
+    from .io.writing import atomic_output
+    from .visualization import plot_cutouts, save_figure
+
+    start = time.perf_counter()
+    output = Path(output)
+    _log(f"simulating an SDSS-like g, r, i field in {output / 'field'}", start)
+    field = simulate_sdss_field(output / "field", bands="gri", seed=seed, overwrite=overwrite)
+    frames = field.files.read()
+    _log(f"read back {len(frames)} frames of {frames['r'].shape} pixels with uncertainty "
+         "and mask", start)
+
+    catalog = source_catalog(frames["r"], deblend=True)
+    # Galaxies are the detections broader than the PSF; the brightest are cut.
+    psf_fwhm = field.truth.meta["psf_fwhm_arcsec"]["r"] / 0.396
+    ny, nx = frames["r"].shape
+    inside = ((catalog["x"] > size / 2) & (catalog["x"] < nx - size / 2)
+              & (catalog["y"] > size / 2) & (catalog["y"] < ny - size / 2))
+    galaxies = catalog[inside & (catalog["fwhm"].to_value(u.pix) > 1.3 * psf_fwhm)][:n_cutouts]
+    with atomic_output(output / "catalog.ecsv", overwrite=overwrite) as temporary:
+        catalog.write(temporary, format="ascii.ecsv")
+    _log(f"detected {len(catalog)} sources, {len(galaxies)} galaxies selected", start)
+
+    cutouts, paths = [], []
+    for number, row in enumerate(galaxies, start=1):
+        cutout = multiband_cutout(frames, row["sky_centroid"], size, reference_band="r")
+        paths.append(cutout.write(output / "cutouts" / f"galaxy-{number:03d}.fits",
+                                  overwrite=overwrite))
+        cutouts.append(cutout)
+        _log(f"cutout {number}/{len(galaxies)}: {paths[-1]}", start)
+
+    figure = plot_cutouts(cutouts, titles=[f"#{row['id']}" for row in galaxies])
+    preview = save_figure(figure, output / "preview.png", overwrite=overwrite)
+    _log(f"preview of the detected galaxies: {preview}", start)
+    return {"field": field.files.frames, "truth": field.truth_path,
+            "catalog": output / "catalog.ecsv", "cutouts": paths, "preview": preview}
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="galaxyml", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo", help="simulate an SDSS-like field, read it back, write cutouts and a preview")
+    demo.add_argument("--output", default="galaxyml-demo", help="output directory")
+    demo.add_argument("--seed", type=int, default=2017, help="random seed of the simulation")
+    demo.add_argument("--n-cutouts", type=int, default=6, help="number of galaxies to cut")
+    demo.add_argument("--size", type=int, default=64, help="cutout size in pixels")
+    demo.add_argument("--overwrite", action="store_true", help="replace earlier demo outputs")
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``galaxyml`` command."""
+    from .exceptions import GalaxymlError
+
+    arguments = _parser().parse_args(argv)
+    try:
+        if arguments.command == "demo":
+            run_demo(arguments.output, arguments.seed, arguments.n_cutouts, arguments.size,
+                     arguments.overwrite)
+    except GalaxymlError as exc:
+        print(f"galaxyml: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Where sample data come from: SDSS files, simulated fields, training sets."""
+
+from .sdss import *  # noqa: F401, F403
+from .simulate import *  # noqa: F401, F403
+from .catalog import *  # noqa: F401, F403

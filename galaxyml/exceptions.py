@@ -1,0 +1,90 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Exceptions and warnings raised by galaxyml.
+
+Every error galaxyml raises on purpose derives from `GalaxymlError`, and
+also from the built-in exception that describes its kind (`OSError` for
+unreadable files, `ValueError` for bad values), so that callers can catch
+either.  Every warning derives from `GalaxymlWarning`, itself an
+`~astropy.utils.exceptions.AstropyUserWarning`.
+"""
+
+from astropy.utils.exceptions import AstropyUserWarning
+
+__all__ = [
+    "GalaxymlError",
+    "FITSReadError",
+    "NoImageHDUError",
+    "MissingWCSError",
+    "UnknownBandError",
+    "MixedFieldsError",
+    "CutoutError",
+    "CutoutOffImageError",
+    "InvalidCutoutSizeError",
+    "OutputExistsError",
+    "SDSSDataNotFoundError",
+    "GalaxymlWarning",
+    "NonFinitePixelsWarning",
+    "CutoutPartiallyOffImageWarning",
+    "DefaultNoiseModelWarning",
+]
+
+
+class GalaxymlError(Exception):
+    """Base class of all errors raised by galaxyml."""
+
+
+class FITSReadError(GalaxymlError, OSError):
+    """A FITS file is truncated, corrupt, or not FITS at all."""
+
+
+class NoImageHDUError(GalaxymlError, ValueError):
+    """A FITS file has no two-dimensional image HDU where one is needed."""
+
+
+class MissingWCSError(GalaxymlError, ValueError):
+    """An image has no celestial WCS where one is needed."""
+
+
+class UnknownBandError(GalaxymlError, ValueError):
+    """A band (filter) name is not known or not available."""
+
+
+class MixedFieldsError(GalaxymlError, ValueError):
+    """Images of different fields were combined where one field is needed."""
+
+
+class CutoutError(GalaxymlError, ValueError):
+    """Base class of the errors raised while making a cutout."""
+
+
+class CutoutOffImageError(CutoutError):
+    """A cutout does not overlap the image at all."""
+
+
+class InvalidCutoutSizeError(CutoutError):
+    """A cutout size is zero, negative, or not understood."""
+
+
+class OutputExistsError(GalaxymlError, FileExistsError):
+    """An output would overwrite an existing file or one of its own inputs."""
+
+
+class SDSSDataNotFoundError(GalaxymlError, FileNotFoundError):
+    """SDSS files are neither in the local data directories nor downloadable."""
+
+
+class GalaxymlWarning(AstropyUserWarning):
+    """Base class of all warnings issued by galaxyml."""
+
+
+class NonFinitePixelsWarning(GalaxymlWarning):
+    """An image contains NaN or infinite pixels; they have been masked."""
+
+
+class CutoutPartiallyOffImageWarning(GalaxymlWarning):
+    """A cutout extends beyond the image; the missing pixels are masked."""
+
+
+class DefaultNoiseModelWarning(GalaxymlWarning):
+    """SDSS gain and dark variance were taken from the default table."""

@@ -1,0 +1,268 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Reading SDSS imaging files: corrected frames, psField noise parameters, fpM masks."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.nddata import CCDData, StdDevUncertainty
+from scipy.ndimage import map_coordinates
+
+from ..exceptions import (DefaultNoiseModelWarning, MixedFieldsError, NoImageHDUError,
+                          UnknownBandError)
+from .fits import celestial_wcs, mask_non_finite, open_fits
+
+__all__ = ["SDSS_BANDS", "SDSS_PIXEL_SCALE", "FPM_MASK_PLANES", "read_sdss_frame",
+           "sdss_noise_parameters", "read_fpm_mask"]
+
+#: SDSS filters, in the order used by every multi-band SDSS file.
+SDSS_BANDS = "ugriz"
+
+#: Pixel scale of the SDSS imaging camera.
+SDSS_PIXEL_SCALE = 0.396 * u.arcsec / u.pix
+
+#: Mask planes of an fpM file, in the order of its HDUs 1 to 10.
+FPM_MASK_PLANES = ("INTERP", "SATUR", "NOTCHECKED", "OBJECT", "BRIGHTOBJECT", "BINOBJECT",
+                   "CATOBJECT", "SUBTRACTED", "GHOST", "CR")
+
+# Typical gain (electrons per count) and dark variance (counts^2) per camera
+# column (rows 1 to 6) and band (u, g, r, i, z), after the SDSS frame data
+# model.  A few CCDs changed during the survey (u and i of camcol 2, i and z
+# of camcol 4); camcol 2 holds the values this project verified against the
+# psField of run 2583.  Pass a psField file for the exact values of a field.
+_DEFAULT_GAIN = {
+    1: (1.62, 3.32, 4.71, 5.165, 4.745),
+    2: (1.825, 3.855, 4.6, 5.195, 5.155),
+    3: (1.59, 3.845, 4.72, 4.86, 4.885),
+    4: (1.6, 3.995, 4.76, 4.885, 4.775),
+    5: (1.47, 4.05, 4.725, 4.64, 3.48),
+    6: (2.17, 4.035, 4.895, 4.76, 4.69),
+}
+_DEFAULT_DARK_VARIANCE = {
+    1: (9.61, 15.6025, 1.8225, 7.84, 0.81),
+    2: (12.6025, 1.44, 1.0, 6.25, 1.0),
+    3: (8.7025, 1.3225, 1.3225, 4.6225, 1.0),
+    4: (12.6025, 1.96, 1.3225, 6.25, 9.61),
+    5: (9.3025, 1.1025, 0.81, 7.84, 1.8225),
+    6: (7.0225, 1.8225, 0.9025, 5.0625, 1.21),
+}
+
+_DEFAULT_MASK_PLANES = ("INTERP", "SATUR", "CR")
+
+# The camera's filter rows cross the sky in the order r, i, u, z, g, two frames
+# apart, so a frame's FRAME keyword is the field number plus this offset.
+_FRAME_OFFSET = {"r": 0, "i": 2, "u": 4, "z": 6, "g": 8}
+
+
+def band_index(band, where="SDSS"):
+    """Position of ``band`` in `SDSS_BANDS`, or `UnknownBandError`."""
+    band = str(band).strip()
+    if len(band) != 1 or band not in SDSS_BANDS:
+        raise UnknownBandError(f"{where}: unknown SDSS band {band!r}; "
+                               f"the bands are {', '.join(SDSS_BANDS)}")
+    return SDSS_BANDS.index(band)
+
+
+def _field_id(header):
+    """(run, camcol, field) of an SDSS header.
+
+    psField and fpM files have FIELD.  Frames only have FRAME, the frame
+    number of their own filter row, which runs ahead of the field number by
+    the row's offset in the camera (see ``_FRAME_OFFSET``).
+    """
+    field = header.get("FIELD")
+    if field is None and header.get("FRAME") is not None:
+        band = str(header.get("FILTER", "")).strip()
+        field = int(header["FRAME"]) - _FRAME_OFFSET.get(band, 0)
+    return tuple(int(value) if value is not None else None
+                 for value in (header.get("RUN"), header.get("CAMCOL"), field))
+
+
+def _check_same_field(expected, header, path):
+    found = _field_id(header)
+    if None not in found and found != expected:
+        raise MixedFieldsError(f"{path}: belongs to run-camcol-field {'-'.join(map(str, found))}"
+                               f", not {'-'.join(map(str, expected))}")
+
+
+def sdss_noise_parameters(band, camcol, psfield=None, field_id=None):
+    """Gain and dark variance of an SDSS CCD.
+
+    Parameters
+    ----------
+    band : str
+        One of ``u, g, r, i, z``.
+    camcol : int
+        Camera column, 1 to 6.
+    psfield : str or `~pathlib.Path`, optional
+        psField file of the field; its HDU 6 holds the exact values.
+        Without it, typical values of the SDSS frame data model are used and
+        a `~galaxyml.exceptions.DefaultNoiseModelWarning` is issued.
+    field_id : tuple of int, optional
+        (run, camcol, field) the psField must belong to.
+
+    Returns
+    -------
+    gain : float
+        Electrons per count.
+    dark_variance : float
+        Read noise and dark current variance in counts squared.
+    source : str
+        ``"psField"`` or ``"default"``.
+    """
+    index = band_index(band)
+    if psfield is not None:
+        psfield = Path(psfield)
+        with open_fits(psfield) as hdul:
+            if field_id is not None:
+                _check_same_field(field_id, hdul[0].header, psfield)
+            if len(hdul) < 7 or "gain" not in hdul[6].columns.names:
+                raise NoImageHDUError(f"{psfield}: HDU 6 with 'gain' and 'dark_variance' is "
+                                      "missing; is this a psField file?")
+            row = hdul[6].data[0]
+            return float(row["gain"][index]), float(row["dark_variance"][index]), "psField"
+    if camcol not in _DEFAULT_GAIN:
+        raise ValueError(f"camcol must be 1 to 6, not {camcol!r}")
+    warnings.warn(f"no psField given: band {band} of camcol {camcol} uses the typical gain "
+                  f"{_DEFAULT_GAIN[camcol][index]} and dark variance "
+                  f"{_DEFAULT_DARK_VARIANCE[camcol][index]} of the SDSS data model",
+                  DefaultNoiseModelWarning)
+    return _DEFAULT_GAIN[camcol][index], _DEFAULT_DARK_VARIANCE[camcol][index], "default"
+
+
+def read_fpm_mask(path, shape=None, planes=_DEFAULT_MASK_PLANES, field_id=None):
+    """Boolean pixel mask from an SDSS fpM file.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        ``fpM-RRRRRR-BC-FFFF.fit[s][.gz]`` file.
+    shape : tuple of int, optional
+        (rows, columns) of the mask; by default MASKROWS and MASKCOLS.
+    planes : iterable of str
+        Mask planes to combine, from `FPM_MASK_PLANES`.  By default the
+        interpolated, saturated and cosmic-ray pixels.
+    field_id : tuple of int, optional
+        (run, camcol, field) the file must belong to.
+
+    Returns
+    -------
+    mask : `~numpy.ndarray` of bool
+        True where any of the planes is set.
+    """
+    path = Path(path)
+    unknown = set(planes) - set(FPM_MASK_PLANES)
+    if unknown:
+        raise ValueError(f"unknown fpM mask planes {sorted(unknown)}; "
+                         f"choose from {FPM_MASK_PLANES}")
+    with open_fits(path) as hdul:
+        header = hdul[0].header
+        if field_id is not None:
+            _check_same_field(field_id, header, path)
+        if shape is None:
+            shape = (int(header["MASKROWS"]), int(header["MASKCOLS"]))
+        mask = np.zeros(shape, dtype=bool)
+        for plane in planes:
+            objects = hdul[FPM_MASK_PLANES.index(plane) + 1].data
+            for encoded in objects["s"]:
+                # Each object is a list of spans (row, first column, last column)
+                # stored as big-endian int16 triples.
+                spans = np.frombuffer(np.asarray(encoded).tobytes(), ">i2").reshape(-1, 3)
+                for row, first, last in spans:
+                    if 0 <= row < shape[0]:
+                        mask[row, max(first, 0):min(last, shape[1] - 1) + 1] = True
+    return mask
+
+
+def _sky_counts(sky_table, shape):
+    """Full-resolution sky in counts from the binned sky of frame HDU 2."""
+    allsky = np.asarray(sky_table["ALLSKY"][0], dtype=np.float32)
+    xinterp = np.asarray(sky_table["XINTERP"][0], dtype=np.float32)
+    yinterp = np.asarray(sky_table["YINTERP"][0], dtype=np.float32)
+    if allsky.ndim != 2 or (yinterp.size, xinterp.size) != shape:
+        raise NoImageHDUError("the sky table does not match the image shape")
+    # Interpolate separably: bilinear on the binned grid along rows, then columns.
+    rows = map_coordinates(allsky, np.meshgrid(yinterp, np.arange(allsky.shape[1]),
+                                               indexing="ij"), order=1, mode="nearest")
+    return map_coordinates(rows, np.meshgrid(np.arange(shape[0]), xinterp, indexing="ij"),
+                           order=1, mode="nearest")
+
+
+def read_sdss_frame(path, psfield=None, fpm=None, mask_planes=_DEFAULT_MASK_PLANES):
+    """Read an SDSS corrected frame with its uncertainty and mask.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        ``frame-B-RRRRRR-C-FFFF.fits[.bz2]`` file.
+    psfield : str or `~pathlib.Path`, optional
+        psField file of the same field, for the exact gain and dark
+        variance.  Without it, typical values are used (see
+        `sdss_noise_parameters`).
+    fpm : str or `~pathlib.Path`, optional
+        fpM mask file of the same field and band.
+    mask_planes : iterable of str
+        fpM planes to mask (see `read_fpm_mask`).
+
+    Returns
+    -------
+    frame : `~astropy.nddata.CCDData`
+        Data in nanomaggies as float32 (sky subtracted, as in the file),
+        the TAN WCS, a `~astropy.nddata.StdDevUncertainty` in nanomaggies
+        and a boolean mask (fpM planes, and NaN or infinite pixels).
+        ``meta`` holds ``run``, ``camcol``, ``field``, ``rerun``, ``band``,
+        ``exptime`` (Quantity), ``nmgy_per_count``, ``gain``,
+        ``dark_variance``, ``noise_model`` (``"psField"`` or ``"default"``),
+        ``filename`` and the primary ``header``.
+
+    Notes
+    -----
+    The uncertainty follows the SDSS data model: the image is turned back
+    into counts with the calibration vector and the interpolated binned
+    sky, ``dn = image / calibvec + sky``; then
+    ``sigma_dn = sqrt(dn / gain + dark_variance)`` and
+    ``sigma = sigma_dn * calibvec``.
+    """
+    path = Path(path)
+    with open_fits(path) as hdul:
+        if len(hdul) < 3 or hdul[0].header.get("NAXIS") != 2:
+            raise NoImageHDUError(f"{path}: not an SDSS frame (HDU 0 image, HDU 1 calibration "
+                                  "vector and HDU 2 sky table are required)")
+        header = hdul[0].header.copy()
+        data = np.asarray(hdul[0].data, dtype=np.float32)
+        calibvec = np.asarray(hdul[1].data, dtype=np.float32)
+        try:
+            sky = _sky_counts(hdul[2].data, data.shape)
+        except (KeyError, TypeError) as exc:
+            raise NoImageHDUError(f"{path}: HDU 2 is not an SDSS sky table ({exc})") from exc
+    if calibvec.shape != data.shape[1:]:
+        raise NoImageHDUError(f"{path}: the calibration vector has {calibvec.size} values for "
+                              f"{data.shape[1]} columns")
+    wcs = celestial_wcs(header, path)
+    band = str(header.get("FILTER", "")).strip()
+    band_index(band, where=str(path))
+    field_id = _field_id(header)
+
+    gain, dark_variance, noise_model = sdss_noise_parameters(
+        band, field_id[1], psfield=psfield, field_id=field_id)
+    counts = np.clip(data / calibvec + sky, 0, None)
+    sigma = np.sqrt(counts / gain + dark_variance) * calibvec
+
+    mask = None
+    if fpm is not None:
+        mask = read_fpm_mask(fpm, data.shape, mask_planes, field_id=field_id)
+    mask = mask_non_finite(data, mask, path)
+
+    meta = {
+        "run": field_id[0], "camcol": field_id[1], "field": field_id[2],
+        "rerun": str(header.get("RERUN", "")).strip(),
+        "band": band,
+        "exptime": float(header.get("EXPTIME", "nan")) * u.s,
+        "nmgy_per_count": float(header.get("NMGY", "nan")),
+        "gain": gain, "dark_variance": dark_variance, "noise_model": noise_model,
+        "filename": str(path),
+        "header": header,
+    }
+    return CCDData(data, unit=u.nanomaggy, wcs=wcs, meta=meta,
+                   uncertainty=StdDevUncertainty(sigma.astype(np.float32)), mask=mask)
