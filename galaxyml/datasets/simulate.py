@@ -14,12 +14,12 @@ from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter
 from scipy.special import erf
 
-from ..io.sdss import (_DEFAULT_DARK_VARIANCE, _DEFAULT_GAIN, _FRAME_OFFSET, SDSS_BANDS,
-                       SDSS_PIXEL_SCALE, band_index)
+from ..io.sdss import (_DEFAULT_DARK_VARIANCE, _DEFAULT_GAIN, _FRAME_OFFSET, FPM_MASK_PLANES,
+                       SDSS_BANDS, SDSS_PIXEL_SCALE, band_index)
 from ..io.writing import atomic_output, check_output_path, provenance_header, write_fits
 from .sdss import SDSSFieldFiles, _names
 
-__all__ = ["SimulatedField", "simulate_sdss_field"]
+__all__ = ["SimulatedField", "simulate_sdss_field", "fpm_hdulist"]
 
 GAUSSIAN_FWHM_TO_SIGMA = 1 / (2 * np.sqrt(2 * np.log(2)))
 
@@ -41,7 +41,7 @@ class SimulatedField:
     Attributes
     ----------
     files : `~galaxyml.datasets.SDSSFieldFiles`
-        The frame files (band -> path) and the psField file.
+        The frame and fpM files (band -> path) and the psField file.
     truth : `~astropy.table.QTable`
         One row per source: ``id``, ``kind`` (``galaxy`` or ``star``),
         ``ra``, ``dec``, ``x``, ``y`` (0-based pixel position in the
@@ -191,6 +191,33 @@ def _frame_hdulist(image, calibvec, allsky, xinterp, yinterp, wcs, band, ids, in
                          fits.ImageHDU(calibvec.astype(np.float32)), sky, astrometry])
 
 
+def fpm_hdulist(spans_per_plane, shape, ids):
+    """An fpM mask file: for each plane, one object made of spans.
+
+    Parameters
+    ----------
+    spans_per_plane : dict
+        Plane name (from `~galaxyml.io.FPM_MASK_PLANES`) -> list of
+        (row, first column, last column).
+    shape : tuple of int
+        (rows, columns) of the frame.
+    ids : tuple of int
+        (run, camcol, field).
+    """
+    primary = fits.PrimaryHDU()
+    primary.header.update({"RUN": ids[0], "CAMCOL": ids[1], "FIELD": ids[2],
+                           "MASKROWS": shape[0], "MASKCOLS": shape[1],
+                           "NPLANE": len(FPM_MASK_PLANES), "SIMULATE": True})
+    hdus = [primary]
+    for plane in FPM_MASK_PLANES:
+        spans = spans_per_plane.get(plane, [])
+        # Spans are stored as big-endian int16 triples in a variable-length byte column.
+        objects = [np.frombuffer(np.asarray(spans, ">i2").tobytes(), np.uint8)] if spans else []
+        hdus.append(fits.BinTableHDU.from_columns(
+            [fits.Column("s", format="PB()", array=objects)], name=f"S_MASK_{plane}"))
+    return fits.HDUList(hdus)
+
+
 def _psfield_hdulist(fwhm_arcsec, sky, ids):
     """A psField with one-component KL-PSFs (the Gaussian PSFs) and the noise parameters."""
     run, camcol, field, _ = ids
@@ -230,9 +257,11 @@ def simulate_sdss_field(directory, bands="gri", shape=(512, 640), n_galaxies=30,
 
     Each band is a ``frame-*.fits`` file like SDSS's (image in nanomaggies,
     sky subtracted, with a TAN WCS; calibration vector; binned sky table;
-    astrometry table), and a ``psField`` file holds the PSFs and the noise
-    parameters.  The bands are offset from one another by a few pixels, as
-    in SDSS, so they must be aligned through the WCS.
+    astrometry table) with an ``fpM`` mask file (one bad column per band,
+    interpolated over and flagged INTERP, as SDSS does), and a ``psField``
+    file holds the PSFs and the noise parameters.  The bands are offset from
+    one another by a few pixels, as in SDSS, so they must be aligned through
+    the WCS.
 
     Galaxies are a de Vaucouleurs bulge plus an exponential disk with
     realistic magnitudes (number counts rising as 10^(0.35 m) from r = 15
@@ -294,7 +323,7 @@ def simulate_sdss_field(directory, bands="gri", shape=(512, 640), n_galaxies=30,
                                             np.r_[galaxies["y"], stars["y"]])
 
     fluxes = {band: np.zeros(n_galaxies + n_stars) for band in bands}
-    paths = {}
+    paths, fpm = {}, {}
     for band in bands:
         x, y = wcs[band].world_to_pixel(sky_ref)
         sigma = fwhm[band] / scale * GAUSSIAN_FWHM_TO_SIGMA
@@ -307,10 +336,17 @@ def simulate_sdss_field(directory, bands="gri", shape=(512, 640), n_galaxies=30,
             stamp, origin = _gaussian_star(x[n_galaxies + k], y[n_galaxies + k], sigma)
             fluxes[band][n_galaxies + k] = _add_stamp(image, stamp, origin, flux)
         frame = _observe(rng, image, band, camcol, shape)
+        bad_column = int(rng.integers(1, shape[1] - 1))
+        frame[0][:, bad_column] = 0.5 * (frame[0][:, bad_column - 1] + frame[0][:, bad_column + 1])
         name = directory / _names("frame", run, camcol, field, band)[1]
         check_output_path(name, overwrite=overwrite)
         paths[band] = write_fits(_frame_hdulist(*frame, wcs[band], band, ids), name,
                                  overwrite=overwrite)
+        # SDSS interpolates over bad columns and flags them INTERP in the fpM file.
+        interpolated = [(row, bad_column, bad_column) for row in range(shape[0])]
+        fpm[band] = write_fits(fpm_hdulist({"INTERP": interpolated}, shape, ids[:3]),
+                               directory / _names("fpM", run, camcol, field, band)[2],
+                               overwrite=overwrite)
     truth = _truth_table(galaxies, stars, sky_ref, fluxes)
     psfield = write_fits(_psfield_hdulist(fwhm, _TYPICAL_SKY, ids),
                          directory / _names("psField", run, camcol, field)[1], overwrite=overwrite)
@@ -320,7 +356,7 @@ def simulate_sdss_field(directory, bands="gri", shape=(512, 640), n_galaxies=30,
     truth_path = directory / f"truth-{run:06d}-{camcol}-{field:04d}.ecsv"
     with atomic_output(truth_path, overwrite=overwrite) as temporary:
         truth.write(temporary, format="ascii.ecsv")
-    files = SDSSFieldFiles(run, camcol, field, rerun, frames=paths, psfield=psfield)
+    files = SDSSFieldFiles(run, camcol, field, rerun, frames=paths, psfield=psfield, fpm=fpm)
     return SimulatedField(files, truth, truth_path)
 
 

@@ -11,23 +11,13 @@ from scipy.ndimage import binary_dilation
 
 from galaxyml.exceptions import (DefaultNoiseModelWarning, FITSReadError, MixedFieldsError,
                                  UnknownBandError)
-from galaxyml.io import FPM_MASK_PLANES, read_fpm_mask, read_sdss_frame, sdss_noise_parameters
+from galaxyml.datasets.simulate import fpm_hdulist
+from galaxyml.io import read_fpm_mask, read_sdss_frame, sdss_noise_parameters
+from galaxyml.io.writing import write_fits
 
 
 def write_fpm(path, spans_per_plane, shape=(30, 40), ids=(9999, 3, 42)):
-    """A minimal fpM file: one object per plane, spans (row, first col, last col)."""
-    primary = fits.PrimaryHDU()
-    primary.header.update({"RUN": ids[0], "CAMCOL": ids[1], "FIELD": ids[2],
-                           "MASKROWS": shape[0], "MASKCOLS": shape[1]})
-    hdus = [primary]
-    for plane in FPM_MASK_PLANES:
-        spans = spans_per_plane.get(plane, [])
-        encoded = [np.asarray(spans, ">i2").tobytes()] if spans else []
-        column = fits.Column("s", format="PB()",
-                             array=[np.frombuffer(e, np.uint8) for e in encoded])
-        hdus.append(fits.BinTableHDU.from_columns([column]))
-    fits.HDUList(hdus).writeto(path)
-    return path
+    return write_fits(fpm_hdulist(spans_per_plane, shape, ids), path)
 
 
 def test_read_fpm_mask_decodes_spans(tmp_path):
@@ -61,6 +51,17 @@ def test_read_simulated_frame(simulated_field):
         empty &= np.hypot(xx - x, yy - y) > 25
     scatter = np.std(frame.data[empty])
     assert np.median(frame.uncertainty.array[empty]) == pytest.approx(scatter, rel=0.05)
+
+
+def test_simulated_fpm_flags_the_interpolated_column(simulated_field):
+    files = simulated_field.files
+    frame = read_sdss_frame(files.frames["r"], psfield=files.psfield, fpm=files.fpm["r"])
+    columns = np.flatnonzero(frame.mask.all(axis=0))
+    assert len(columns) == 1
+    column = columns[0]
+    np.testing.assert_allclose(frame.data[:, column],
+                               0.5 * (frame.data[:, column - 1] + frame.data[:, column + 1]),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_default_noise_model_warns(simulated_field):
