@@ -18,7 +18,7 @@ DATA_DIR_VARIABLE = "GALAXYML_SDSS_DIR"
 
 
 class Conf(_config.ConfigNamespace):
-    """Configuration of `galaxyml.datasets` (``[datasets]`` in galaxyml.cfg)."""
+    """Configuration of SDSS file access (``[datasets.sdss]`` in ``galaxyml.cfg``)."""
 
     sdss_data_dirs = _config.ConfigItem(
         [], "Local directories searched for SDSS frame, psField and fpM files, before the "

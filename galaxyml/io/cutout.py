@@ -216,6 +216,8 @@ def _band_meta(image):
         value = meta.get(key, header.get(keyword) if hasattr(header, "get") else None)
         if key == "filename" and value is None:
             value = meta.get("FILENAME")
+        if key == "exptime" and value is not None and not isinstance(value, u.Quantity):
+            value = float(value) * u.s  # SDSS headers write EXPTIME as a string
         if value is not None:
             result[key] = value
     return result

@@ -131,6 +131,17 @@ def test_nan_pixels_are_masked_in_every_band(frames, bright_star):
     assert np.isfinite(cutout.data[0][~cutout.mask[0]]).all()
 
 
+def test_plain_fits_images(simulated_field, bright_star):
+    """Frames read as plain images (no SDSS metadata) cut the same way."""
+    from galaxyml.io import read_image
+
+    images = {band: read_image(simulated_field.files.frames[band]) for band in "gr"}
+    cutout = multiband_cutout(images, sky(bright_star), 16)
+    assert cutout.uncertainty is None
+    assert cutout.meta["bands"]["g"]["exptime"].unit == u.s  # EXPTIME is a string in SDSS
+    assert cutout.meta["bands"]["g"]["run"] == 9999
+
+
 def test_frames_are_read_once(frames, simulated_field, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("a frame was read again")
