@@ -23,6 +23,8 @@ __all__ = [
     "InvalidCutoutSizeError",
     "OutputExistsError",
     "SDSSDataNotFoundError",
+    "InvalidDistributionError",
+    "InsufficientMemoryError",
     "GalaxymlWarning",
     "NonFinitePixelsWarning",
     "CutoutPartiallyOffImageWarning",
@@ -72,6 +74,14 @@ class OutputExistsError(GalaxymlError, FileExistsError):
 
 class SDSSDataNotFoundError(GalaxymlError, FileNotFoundError):
     """SDSS files are neither in the local data directories nor downloadable."""
+
+
+class InvalidDistributionError(GalaxymlError, ValueError):
+    """A probability density or a power spectrum is negative, NaN or not normalisable."""
+
+
+class InsufficientMemoryError(GalaxymlError, MemoryError):
+    """A computation would need more memory than the machine has (checked beforehand)."""
 
 
 class GalaxymlWarning(AstropyUserWarning):
