@@ -176,7 +176,7 @@ def periodogram(curves, dt):
     frequency : `~astropy.units.Quantity`
         k / (n dt) for k = 1 ... n/2, in Hz.
     power : `~numpy.ndarray`
-        2 dt |X_k|^2 / n, per curve (shape (n_curves, n/2) or (n/2,)),
+        ``2 dt |X_k|^2 / n``, per curve (shape (n_curves, n/2) or (n/2,)),
         in units of the curve squared per Hz.
     """
     dt_s = u.Quantity(dt, u.day).to_value(u.s)
@@ -221,25 +221,30 @@ def fit_bending_power_law(frequency, power, n_bins=30):
             "amplitude": 10 ** log_a}
 
 
-def ensemble_structure_function(psd, erdf, steps, n_points=2 ** 15, n_curves=8, n_bins=30,
-                                seed=None, **e13_options):
-    """Structure functions of E13 ensembles at several cadences, from days to Gyr.
+def ensemble_structure_function(psd, erdf, dt=100 * u.day, n_points=2 ** 16, n_curves=8,
+                                n_bins=40, seed=None, **e13_options):
+    """Structure function of an ensemble of E13 light curves in magnitudes.
 
-    One ensemble of ``n_curves`` E13 light curves is simulated for each time
-    step, and the structure function of their magnitudes is computed; each
-    ensemble covers lags from its step to its span, so a few steps cover many
-    decades (the combination used by Sartori et al. 2018).
+    This is the set-up of Sartori et al. (2018): one cadence whose span
+    reaches the longest lags wanted (reliable lags reach about a tenth of
+    n_points x dt: 2^24 points at 100-day steps span 4.6 Myr; Gyr lags need
+    steps of 10^5 days or more).  E13
+    imposes the whole ERDF on every curve, so the curves must span the
+    time-scales over which an AGN samples its ERDF: short, finely sampled
+    E13 curves would vary too much at short lags.  Shorter lags are the
+    domain of observed structure functions, which
+    `~galaxyml.variability.plot_structure_function` overlays.
 
     Parameters
     ----------
     psd, erdf
         The PSD and ERDF (see `~galaxyml.variability.emmanoulopoulos`).
-    steps : `~astropy.units.Quantity`
-        Time steps, for example ``[1, 100, 1e4] * u.day``.
+    dt : `~astropy.units.Quantity`
+        Time step.
     n_points, n_curves : int
-        Points per curve and curves per ensemble.
+        Points per curve and curves in the ensemble.
     n_bins : int
-        Lag bins per ensemble.
+        Logarithmic lag bins.
     seed : int or `numpy.random.Generator`, optional
         Seed of all the draws.
     **e13_options
@@ -247,17 +252,14 @@ def ensemble_structure_function(psd, erdf, steps, n_points=2 ** 15, n_curves=8, 
 
     Returns
     -------
-    tables : list of `~astropy.table.QTable`
-        One `structure_function` table per step, with ``sf`` per curve.
+    table : `~astropy.table.QTable`
+        As `structure_function`, with ``sf`` per curve; ``meta`` holds the
+        fraction of curves whose E13 iterations converged.
     """
     from .simulate import emmanoulopoulos
 
-    rng = np.random.default_rng(seed)
-    tables = []
-    for step in np.atleast_1d(u.Quantity(steps, u.day)):
-        curves = emmanoulopoulos(psd, erdf, n_points, step, n_curves=n_curves, seed=rng,
-                                 **e13_options)
-        table = structure_function(curves.magnitude(), step, n_bins=n_bins)
-        table.meta["converged_fraction"] = float(np.mean(curves.converged))
-        tables.append(table)
-    return tables
+    curves = emmanoulopoulos(psd, erdf, n_points, dt, n_curves=n_curves, seed=seed,
+                             **e13_options)
+    table = structure_function(curves.magnitude(), dt, n_bins=n_bins)
+    table.meta["converged_fraction"] = float(np.mean(curves.converged))
+    return table

@@ -16,9 +16,9 @@ def plot_structure_function(simulations, observations=None, ax=None, percentiles
     ----------
     simulations : `~astropy.table.QTable` or list of them
         Outputs of `~galaxyml.variability.structure_function` for ensembles
-        of curves (a 2-D ``sf`` column), for example a short-cadence and a
-        long-cadence simulation that together cover days to Gyr.  The median
-        over curves is drawn as a line and ``percentiles`` as a band.
+        of curves (a 2-D ``sf`` column), for example of
+        `~galaxyml.variability.ensemble_structure_function`.  The median over
+        curves is drawn as a line and ``percentiles`` as a band.
     observations : `~astropy.table.QTable`, optional
         Observed points with columns ``dt`` (Quantity), ``sf``, ``error`` and
         ``label``; one marker style per label.

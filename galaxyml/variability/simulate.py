@@ -201,7 +201,7 @@ def emmanoulopoulos(psd, erdf, n_points, dt, n_curves=1, rtol=1e-3, max_iteratio
     (spectral adjustment), then puts the sorted ERDF draws in the rank order
     of the result (amplitude adjustment).  The values always follow the ERDF
     exactly; the PSD is matched approximately.  A curve has converged when
-    the relative change of an iteration, ||x_new - x|| / ||x||, falls below
+    the relative change of an iteration, ``||x_new - x|| / ||x||``, falls below
     ``rtol``; a curve still changing at ``max_iterations`` is reported as not
     converged.
 

@@ -90,3 +90,14 @@ def test_plot_structure_function():
     assert ax.get_xscale() == "log" and len(ax.collections) >= 1
     assert {text.get_text() for text in ax.get_legend().get_texts()} >= {"survey A", "survey B"}
     plt.close("all")
+
+
+def test_ensemble_structure_function():
+    from galaxyml.variability import BrokenPowerLawERDF, ensemble_structure_function
+
+    table = ensemble_structure_function(BendingPowerLawPSD(), BrokenPowerLawERDF(),
+                                        dt=1e4 * u.day, n_points=2 ** 12, n_curves=3,
+                                        n_bins=12, seed=1)
+    assert table["sf"].shape == (len(table), 3)
+    assert 0 <= table.meta["converged_fraction"] <= 1
+    assert table["dt"][0] == 1e4 * u.day
