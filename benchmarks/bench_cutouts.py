@@ -12,9 +12,7 @@ Prints the figures and writes them to JSON.
 """
 
 import argparse
-import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -23,6 +21,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FIELD = REPO.parent / "shared" / "data" / "sdss" / "2583-2-136"
@@ -131,12 +132,8 @@ def main(argv=None):
         "baseline_peak_traced_mib_per_2_stamps": baseline_peak,
         "process_peak_rss_mib": peak_rss,
         "mean_masked_fraction": mask_fraction,
-        "machine": {"python": platform.python_version(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "system": platform.platform()},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2))
-    print(f"written: {args.output}")
+    write_results(results, args.output)
     return 0
 
 

@@ -18,13 +18,14 @@ memory (resident set size) is its own:
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -154,11 +155,7 @@ def main(argv=None):
               f"iterations): {fiducial['seconds']:.1f} s, peak RSS "
               f"{fiducial['peak_rss_mib']:.0f} MiB")
 
-    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                          "system": platform.platform()}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2))
-    print(f"written: {args.output}")
+    write_results(results, args.output)
     return 0
 
 
