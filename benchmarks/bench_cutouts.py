@@ -36,14 +36,10 @@ def read_frames(files, bands):
 
 def pick_positions(frame, n_stamps, size):
     """Sky positions of the brightest sources whose stamps lie inside the frame."""
-    from galaxyml.datasets import source_catalog
+    from galaxyml.datasets import source_catalog, sources_inside
 
     catalog = source_catalog(frame, deblend=False)
-    ny, nx = frame.shape
-    half = size / 2
-    inside = ((catalog["x"] > half) & (catalog["x"] < nx - half)
-              & (catalog["y"] > half) & (catalog["y"] < ny - half))
-    return catalog[inside]["sky_centroid"][:n_stamps]
+    return sources_inside(catalog, frame.shape, size)["sky_centroid"][:n_stamps]
 
 
 def cut(frames_or_paths, positions, size):

@@ -29,7 +29,7 @@ def run_demo(output="galaxyml-demo", seed=2017, n_cutouts=6, size=64, overwrite=
     matplotlib.use("Agg")
     from astropy import units as u
 
-    from .datasets import simulate_sdss_field, source_catalog
+    from .datasets import simulate_sdss_field, source_catalog, sources_inside
     from .io import multiband_cutout
     from .io.writing import atomic_output
     from .visualization import plot_cutouts, save_figure
@@ -45,10 +45,8 @@ def run_demo(output="galaxyml-demo", seed=2017, n_cutouts=6, size=64, overwrite=
     catalog = source_catalog(frames["r"], deblend=True)
     # Galaxies are the detections broader than the PSF; the brightest are cut.
     psf_fwhm = field.truth.meta["psf_fwhm_arcsec"]["r"] / 0.396
-    ny, nx = frames["r"].shape
-    inside = ((catalog["x"] > size / 2) & (catalog["x"] < nx - size / 2)
-              & (catalog["y"] > size / 2) & (catalog["y"] < ny - size / 2))
-    galaxies = catalog[inside & (catalog["fwhm"].to_value(u.pix) > 1.3 * psf_fwhm)][:n_cutouts]
+    inside = sources_inside(catalog, frames["r"].shape, size)
+    galaxies = inside[inside["fwhm"].to_value(u.pix) > 1.3 * psf_fwhm][:n_cutouts]
     with atomic_output(output / "catalog.ecsv", overwrite=overwrite) as temporary:
         catalog.write(temporary, format="ascii.ecsv")
     _log(f"detected {len(catalog)} sources, {len(galaxies)} galaxies selected", start)

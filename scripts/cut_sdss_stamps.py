@@ -19,7 +19,7 @@ from pathlib import Path
 
 from astropy import units as u
 
-from galaxyml.datasets import sdss_field_files, source_catalog
+from galaxyml.datasets import sdss_field_files, source_catalog, sources_inside
 from galaxyml.io import multiband_cutout
 from galaxyml.io.writing import atomic_output
 from galaxyml.visualization import plot_cutouts, save_figure
@@ -52,12 +52,10 @@ def main(argv=None):
     frames = files.read()
     reference = frames[args.reference_band]
     catalog = source_catalog(reference, deblend=False)
-    ny, nx = reference.shape
-    half = args.size / 2
-    keep = ((catalog["x"] > half) & (catalog["x"] < nx - half) & (catalog["y"] > half)
-            & (catalog["y"] < ny - half) & (catalog["fwhm"] > args.min_fwhm * u.pix)
-            & (catalog["area"] < args.max_area * u.pix ** 2))
-    selected = catalog[keep][:args.n_stamps]
+    inside = sources_inside(catalog, reference.shape, args.size)
+    keep = ((inside["fwhm"] > args.min_fwhm * u.pix)
+            & (inside["area"] < args.max_area * u.pix ** 2))
+    selected = inside[keep][:args.n_stamps]
     print(f"{len(catalog)} sources detected, cutting {len(selected)} galaxies")
 
     cutouts, names = [], []

@@ -9,7 +9,7 @@ from astropy.stats import sigma_clipped_stats
 from astropy.table import QTable
 from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
 
-__all__ = ["source_catalog"]
+__all__ = ["source_catalog", "sources_inside"]
 
 
 def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True):
@@ -72,6 +72,25 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True)
     table = QTable(table)  # a plain QTable, without photutils' deprecated column aliases
     table.sort("flux", reverse=True)
     return table
+
+
+def sources_inside(catalog, shape, size):
+    """Rows of ``catalog`` whose ``size`` x ``size`` stamps lie entirely inside ``shape``.
+
+    Parameters
+    ----------
+    catalog : `~astropy.table.QTable`
+        With ``x`` and ``y`` pixel positions, as from `source_catalog`.
+    shape : tuple of int
+        (ny, nx) of the image.
+    size : float
+        Stamp size in pixels.
+    """
+    ny, nx = shape
+    half = size / 2
+    inside = ((catalog["x"] > half) & (catalog["x"] < nx - half)
+              & (catalog["y"] > half) & (catalog["y"] < ny - half))
+    return catalog[inside]
 
 
 def _empty_catalog(unit):

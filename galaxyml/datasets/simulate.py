@@ -15,8 +15,8 @@ from scipy.ndimage import gaussian_filter
 from scipy.special import erf
 
 from ..io.sdss import (_DEFAULT_DARK_VARIANCE, _DEFAULT_GAIN, _FRAME_OFFSET, FPM_MASK_PLANES,
-                       SDSS_BANDS, SDSS_PIXEL_SCALE, band_index)
-from ..io.writing import atomic_output, check_output_path, provenance_header, write_fits
+                       SDSS_BANDS, SDSS_PIXEL_SCALE, _sky_counts, band_index)
+from ..io.writing import atomic_output, provenance_header, write_fits
 from .sdss import SDSSFieldFiles, _names
 
 __all__ = ["SimulatedField", "simulate_sdss_field", "fpm_hdulist"]
@@ -339,7 +339,6 @@ def simulate_sdss_field(directory, bands="gri", shape=(512, 640), n_galaxies=30,
         bad_column = int(rng.integers(1, shape[1] - 1))
         frame[0][:, bad_column] = 0.5 * (frame[0][:, bad_column - 1] + frame[0][:, bad_column + 1])
         name = directory / _names("frame", run, camcol, field, band)[1]
-        check_output_path(name, overwrite=overwrite)
         paths[band] = write_fits(_frame_hdulist(*frame, wcs[band], band, ids), name,
                                  overwrite=overwrite)
         # SDSS interpolates over bad columns and flags them INTERP in the fpM file.
@@ -421,7 +420,6 @@ def _observe(rng, image, band, camcol, shape):
     # A slow flat-field ripple along the columns, as in real calibration vectors.
     calibvec = _TYPICAL_NMGY[band] * (1 + 0.02 * np.sin(2 * np.pi * columns / shape[1]))
     allsky, xinterp, yinterp = _binned_sky(rng, _TYPICAL_SKY[band], shape)
-    from ..io.sdss import _sky_counts  # one implementation of the SDSS sky interpolation
     sky = _sky_counts({"ALLSKY": allsky[None], "XINTERP": xinterp[None],
                        "YINTERP": yinterp[None]}, shape)
     counts = np.clip(image / calibvec + sky, 0, None)

@@ -244,15 +244,16 @@ def emmanoulopoulos(psd, erdf, n_points, dt, n_curves=1, rtol=1e-3, max_iteratio
     iterations = np.zeros(n_curves, int)
     for iteration in range(1, max_iterations + 1):
         active = np.flatnonzero(~converged)
-        spectrum = scipy.fft.rfft(current[active], axis=-1, workers=-1)
+        previous = current[active]  # one copy of the active curves per iteration
+        spectrum = scipy.fft.rfft(previous, axis=-1, workers=-1)
         modulus = np.abs(spectrum)
         spectrum *= np.divide(target[active], modulus, out=np.zeros_like(modulus),
                               where=modulus > 0)
         adjusted = scipy.fft.irfft(spectrum, n=n_points, axis=-1, workers=-1)
         updated = np.empty_like(adjusted)
         np.put_along_axis(updated, np.argsort(adjusted, axis=-1), values[active], axis=-1)
-        change = (np.linalg.norm(updated - current[active], axis=-1)
-                  / np.linalg.norm(current[active], axis=-1))
+        change = (np.linalg.norm(updated - previous, axis=-1)
+                  / np.linalg.norm(previous, axis=-1))
         current[active] = updated
         iterations[active] = iteration
         converged[active] = change < rtol

@@ -85,3 +85,10 @@ def test_bad_arguments(tmp_path):
     simulate_sdss_field(tmp_path, bands="r", shape=(40, 40), n_galaxies=1, n_stars=1, seed=1)
     with pytest.raises(OutputExistsError):
         simulate_sdss_field(tmp_path, bands="r", shape=(40, 40), n_galaxies=1, n_stars=1, seed=1)
+
+
+def test_sources_inside():
+    from galaxyml.datasets import sources_inside
+
+    catalog = QTable({"x": [5.0, 50.0, 95.0], "y": [50.0, 50.0, 50.0]})
+    assert list(sources_inside(catalog, (100, 100), 20)["x"]) == [50.0]
