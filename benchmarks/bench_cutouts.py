@@ -11,8 +11,6 @@ Prints the figures and writes them to JSON.
         [--n-baseline 10] [--output benchmarks/results/bench_cutouts.json]
 """
 
-import argparse
-import os
 import resource
 import sys
 import time
@@ -23,11 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_results  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_FIELD = REPO.parent / "shared" / "data" / "sdss" / "2583-2-136"
-FIELD = (2583, 2, 136)
+from _results import FIELD, field_files, field_parser, write_results  # noqa: E402
 
 
 def read_frames(files, bands):
@@ -65,27 +59,18 @@ def traced_peak_mb(function, *args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--field-dir", type=Path,
-                        default=Path(os.environ.get("GALAXYML_TEST_SDSS_DIR", DEFAULT_FIELD)))
+    parser = field_parser(__doc__, "bench_cutouts")
     parser.add_argument("--n-stamps", type=int, default=100)
     parser.add_argument("--n-baseline", type=int, default=10,
                         help="stamps cut by the naive baseline (it re-reads 3 frames per stamp)")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--output", type=Path,
-                        default=REPO / "benchmarks" / "results" / "bench_cutouts.json")
     args = parser.parse_args(argv)
-    if not (args.field_dir / "frame-r-002583-2-0136.fits.bz2").exists():
-        print(f"SKIPPED: the real SDSS field is not at {args.field_dir} "
-              "(pass --field-dir or set GALAXYML_TEST_SDSS_DIR)", file=sys.stderr)
+    files = field_files(args.field_dir, "ugriz")
+    if files is None:
         return 0
 
     warnings.simplefilter("ignore")  # FITS header fixes are not what is measured
-    from galaxyml.datasets import sdss_field_files
 
-    files = sdss_field_files(*FIELD, bands="ugriz", data_dirs=[args.field_dir.parent],
-                             download=False)
     frames, read_seconds = timed(read_frames, files, "ugriz")
     print(f"read 5 bz2 frames with psField and fpM: {read_seconds:.2f} s "
           f"({read_seconds / 5:.2f} s per frame)")

@@ -77,3 +77,15 @@ def simulated_field(tmp_path_factory):
 
     return simulate_sdss_field(tmp_path_factory.mktemp("simfield"), bands="gri",
                                shape=(256, 320), n_galaxies=12, n_stars=8, seed=42)
+
+
+@pytest.fixture(scope="session")
+def training_field(tmp_path_factory):
+    """A simulated g, r, i field with 25 galaxies, its frames read and galaxies selected."""
+    from galaxyml.datasets import galaxy_catalog, simulate_sdss_field
+
+    field = simulate_sdss_field(tmp_path_factory.mktemp("trainfield"), bands="gri",
+                                shape=(320, 384), n_galaxies=25, n_stars=12, seed=3)
+    images = field.files.read("gri")
+    catalog = galaxy_catalog(images, size=48, mag_range=(14, 20.5))
+    return field, images, catalog

@@ -25,10 +25,19 @@ __all__ = [
     "SDSSDataNotFoundError",
     "InvalidDistributionError",
     "InsufficientMemoryError",
+    "PSFError",
+    "InvalidPSFError",
+    "EvenKernelSizeError",
+    "DeconvolutionError",
+    "NegativeFluxError",
+    "PositionOffImageError",
+    "NoStarsError",
     "GalaxymlWarning",
     "NonFinitePixelsWarning",
     "CutoutPartiallyOffImageWarning",
     "DefaultNoiseModelWarning",
+    "StretchClippingWarning",
+    "NoiseTargetWarning",
 ]
 
 
@@ -84,6 +93,34 @@ class InsufficientMemoryError(GalaxymlError, MemoryError):
     """A computation would need more memory than the machine has (checked beforehand)."""
 
 
+class PSFError(GalaxymlError, ValueError):
+    """Base class of problems with a point-spread function."""
+
+
+class InvalidPSFError(PSFError):
+    """A PSF cannot be normalised: its sum is zero or negative, or it holds NaN or inf."""
+
+
+class EvenKernelSizeError(PSFError):
+    """A kernel or PSF size is even where an odd size (a central pixel) is required."""
+
+
+class NoStarsError(PSFError):
+    """Too few usable stars were found in an image to measure or build a PSF."""
+
+
+class DeconvolutionError(GalaxymlError, ValueError):
+    """The target PSF is sharper than the image's own: that is deconvolution, not degradation."""
+
+
+class NegativeFluxError(GalaxymlError, ValueError):
+    """A flux or a contrast that must be positive is negative, zero or not finite."""
+
+
+class PositionOffImageError(GalaxymlError, ValueError):
+    """A position lies outside the image."""
+
+
 class GalaxymlWarning(AstropyUserWarning):
     """Base class of all warnings issued by galaxyml."""
 
@@ -98,3 +135,11 @@ class CutoutPartiallyOffImageWarning(GalaxymlWarning):
 
 class DefaultNoiseModelWarning(GalaxymlWarning):
     """SDSS gain and dark variance were taken from the default table."""
+
+
+class StretchClippingWarning(GalaxymlWarning):
+    """Pixels outside a stretch's clipping range were clipped; the inverse cannot restore them."""
+
+
+class NoiseTargetWarning(GalaxymlWarning):
+    """An image is already noisier than the requested noise level; no noise was added."""

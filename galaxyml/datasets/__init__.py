@@ -3,4 +3,6 @@
 
 from .sdss import *  # noqa: F401, F403
 from .simulate import *  # noqa: F401, F403
-from .catalog import *  # noqa: F401, F403
+from ..sources import *  # noqa: F401, F403
+from .selection import *  # noqa: F401, F403
+from .pairs import *  # noqa: F401, F403

@@ -15,13 +15,13 @@ from scipy.ndimage import gaussian_filter
 from scipy.special import erf
 
 from ..io.sdss import (_DEFAULT_DARK_VARIANCE, _DEFAULT_GAIN, _FRAME_OFFSET, FPM_MASK_PLANES,
-                       SDSS_BANDS, SDSS_PIXEL_SCALE, _sky_counts, band_index)
+                       SDSS_BANDS, SDSS_PIXEL_SCALE, _sky_counts, band_index, nanomaggies_to_mag)
 from ..io.writing import atomic_output, provenance_header, write_fits
+from ..psf.models import GAUSSIAN_FWHM_TO_SIGMA, GaussianPSF
 from .sdss import SDSSFieldFiles, _names
 
 __all__ = ["SimulatedField", "simulate_sdss_field", "fpm_hdulist"]
 
-GAUSSIAN_FWHM_TO_SIGMA = 1 / (2 * np.sqrt(2 * np.log(2)))
 
 # Typical SDSS values per band (u, g, r, i, z), close to those of run 2583.
 _TYPICAL_FWHM = dict(zip(SDSS_BANDS, (1.45, 1.35, 1.2, 1.15, 1.25)))      # arcsec
@@ -144,13 +144,6 @@ def _gaussian_star(x, y, sigma, half=12):
     return np.outer(np.diff(cdf_y), np.diff(cdf_x)), (y0, x0)
 
 
-def gaussian_psf_image(fwhm_pix, size=_PSF_SIZE):
-    """Centred unit-sum Gaussian PSF image of odd ``size``."""
-    centre = (size - 1) / 2
-    image, _ = _gaussian_star(centre, centre, fwhm_pix * GAUSSIAN_FWHM_TO_SIGMA, (size - 1) // 2)
-    return image / image.sum()
-
-
 def _binned_sky(rng, level, shape):
     """SDSS-style binned sky (8x8 bins) with a gentle gradient, and its interpolation axes."""
     ny_bins, nx_bins = -(-shape[0] // 8) + 6, -(-shape[1] // 8)
@@ -227,7 +220,7 @@ def _psfield_hdulist(fwhm_arcsec, sky, ids):
     hdus = [primary]
     scale = SDSS_PIXEL_SCALE.to_value(u.arcsec / u.pix)
     for band in SDSS_BANDS:
-        psf = gaussian_psf_image(fwhm_arcsec[band] / scale).astype(np.float32)
+        psf = GaussianPSF(fwhm_arcsec[band] / scale).render(_PSF_SIZE).astype(np.float32)
         coefficients = np.zeros((1, 5, 5), np.float32)
         coefficients[0, 0, 0] = 1.0
         hdus.append(fits.BinTableHDU.from_columns([
@@ -388,7 +381,7 @@ def _truth_table(galaxies, stars, sky, fluxes):
     for band, flux in fluxes.items():
         truth[f"flux_{band}"] = flux * u.nanomaggy
     for band, flux in fluxes.items():
-        truth[f"mag_{band}"] = (22.5 - 2.5 * np.log10(np.clip(flux, 1e-30, None))) * u.ABmag
+        truth[f"mag_{band}"] = nanomaggies_to_mag(flux)
     truth["bulge_to_total"] = np.r_[galaxies["bulge_to_total"], nan]
     truth["r_eff_disk"] = np.r_[galaxies["r_eff_disk"], nan] * u.arcsec
     truth["r_eff_bulge"] = np.r_[galaxies["r_eff_bulge"], nan] * u.arcsec

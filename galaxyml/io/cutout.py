@@ -11,13 +11,13 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.nddata import CCDData, Cutout2D, NoOverlapError, PartialOverlapError, \
     StdDevUncertainty
-from astropy.wcs.utils import proj_plane_pixel_scales
 from reproject import reproject_interp
 
 from ..exceptions import (CutoutOffImageError, CutoutPartiallyOffImageWarning,
                           InvalidCutoutSizeError, MissingWCSError, MixedFieldsError,
                           NoImageHDUError, UnknownBandError)
-from .fits import celestial_wcs, open_fits, parse_unit, read_image, unit_to_bunit
+from .fits import (celestial_wcs, open_fits, parse_unit, read_image, unit_to_bunit,
+                   wcs_pixel_scale)
 from .sdss import read_sdss_frame
 from .writing import provenance_header, write_fits
 
@@ -269,8 +269,7 @@ def _size_in_pixels(size, wcs):
     if isinstance(size, u.Quantity):
         values = np.atleast_1d(size)
         if values.unit.physical_type == "angle":
-            scale = np.mean(proj_plane_pixel_scales(wcs)) * u.deg
-            values = (values / scale).decompose().value
+            values = (values / (wcs_pixel_scale(wcs) * u.pix)).decompose().value
         elif values.unit == u.pix:
             values = values.value
         else:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
+from astropy.wcs.utils import proj_plane_pixel_scales
 from astropy.io.fits.verify import VerifyWarning
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
@@ -18,7 +19,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from ..exceptions import (FITSReadError, GalaxymlError, GalaxymlWarning, MissingWCSError,
                           NoImageHDUError, NonFinitePixelsWarning)
 
-__all__ = ["read_image"]
+__all__ = ["read_image", "wcs_pixel_scale"]
 
 # Spellings of BUNIT found in survey files that astropy does not parse itself.
 _UNIT_ALIASES = {"nanomaggies": u.nanomaggy, "nanomaggy": u.nanomaggy, "nmgy": u.nanomaggy}
@@ -200,3 +201,22 @@ def read_image(path, hdu=None, unit=None, uncertainty_hdu=None, mask_hdu=None):
     mask = mask_non_finite(data, mask, path)
     header["FILENAME"] = (str(path), "file this image was read from")
     return CCDData(data, unit=unit, wcs=wcs, meta=header, uncertainty=uncertainty, mask=mask)
+
+
+def wcs_pixel_scale(wcs, default=None):
+    """Mean angular size of a pixel of a celestial WCS, in ``arcsec / pix``.
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS` or None
+        The WCS.
+    default : `~astropy.units.Quantity`, optional
+        Returned when ``wcs`` is None or not celestial; otherwise that raises
+        `~galaxyml.exceptions.MissingWCSError`.
+    """
+    if wcs is None or not wcs.has_celestial:
+        if default is not None:
+            return default
+        raise MissingWCSError("the image has no celestial WCS, so its pixel scale is unknown")
+    scale = np.mean(proj_plane_pixel_scales(wcs.celestial)) * u.deg
+    return scale.to(u.arcsec) / u.pix

@@ -14,7 +14,7 @@ from ..exceptions import (DefaultNoiseModelWarning, MixedFieldsError, NoImageHDU
 from .fits import celestial_wcs, mask_non_finite, open_fits
 
 __all__ = ["SDSS_BANDS", "SDSS_PIXEL_SCALE", "FPM_MASK_PLANES", "read_sdss_frame",
-           "sdss_noise_parameters", "read_fpm_mask"]
+           "sdss_noise_parameters", "read_fpm_mask", "nanomaggies_to_mag"]
 
 #: SDSS filters, in the order used by every multi-band SDSS file.
 SDSS_BANDS = "ugriz"
@@ -84,6 +84,26 @@ def _check_same_field(expected, header, path):
     if None not in found and found != expected:
         raise MixedFieldsError(f"{path}: belongs to run-camcol-field {'-'.join(map(str, found))}"
                                f", not {'-'.join(map(str, expected))}")
+
+
+def nanomaggies_to_mag(flux):
+    """AB magnitude of a flux in nanomaggies: m = 22.5 - 2.5 log10(f / nmgy).
+
+    Parameters
+    ----------
+    flux : float, array or `~astropy.units.Quantity`
+        Flux in nanomaggies (a Quantity is converted); zero or negative
+        fluxes give NaN.
+
+    Returns
+    -------
+    mag : `~astropy.units.Quantity`
+        In ``mag(AB)``.
+    """
+    flux = u.Quantity(flux, u.nanomaggy).value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where(flux > 0, 22.5 - 2.5 * np.log10(np.where(flux > 0, flux, 1.0)), np.nan)
+    return mag * u.ABmag
 
 
 def sdss_noise_parameters(band, camcol, psfield=None, field_id=None):

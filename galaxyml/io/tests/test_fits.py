@@ -10,7 +10,7 @@ from astropy.wcs import WCS
 
 from galaxyml.exceptions import (FITSReadError, MissingWCSError, NoImageHDUError,
                                  NonFinitePixelsWarning)
-from galaxyml.io import read_image
+from galaxyml.io import read_image, wcs_pixel_scale
 
 
 def make_wcs(shape=(40, 50)):
@@ -139,3 +139,13 @@ def test_non_finite_pixels_are_masked(tmp_path):
         image = read_image(path)
     assert image.mask[1, 2] and image.mask[5, 6] and image.mask.sum() == 2
     assert np.isnan(image.data[1, 2])  # the value is kept, the mask says it is bad
+
+
+def test_wcs_pixel_scale():
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cdelt = [-0.396 / 3600, 0.396 / 3600]
+    assert wcs_pixel_scale(wcs).to_value(u.arcsec / u.pix) == pytest.approx(0.396)
+    assert wcs_pixel_scale(None, default=1 * u.arcsec / u.pix) == 1 * u.arcsec / u.pix
+    with pytest.raises(MissingWCSError):
+        wcs_pixel_scale(WCS(naxis=2))

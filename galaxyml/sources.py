@@ -1,5 +1,9 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Source detection on one image, as a catalogue of positions and fluxes."""
+"""Source detection on one image, as a catalogue of positions and fluxes.
+
+Re-exported by `galaxyml.datasets`; kept at the top level because the PSF and
+degradation subpackages, which `galaxyml.datasets` builds on, use it too.
+"""
 
 import numpy as np
 from astropy import units as u
@@ -12,7 +16,7 @@ from photutils.segmentation import SourceCatalog, deblend_sources, detect_source
 __all__ = ["source_catalog", "sources_inside"]
 
 
-def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True):
+def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True, max_area=None):
     """Detect sources in a sky-subtracted image and measure them.
 
     Thin wrapper around photutils' segmentation: the image is smoothed
@@ -33,12 +37,17 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True)
         FWHM in pixels of the smoothing kernel (0 for none).
     deblend : bool
         Split blended sources.
+    max_area : int, optional
+        Drop segments larger than this many pixels before deblending (a
+        globular cluster or a bright star's halo would take minutes to
+        deblend and is no use as a source).
 
     Returns
     -------
     catalog : `~astropy.table.QTable`
         ``id``, ``x``, ``y`` (0-based pixel centroid), ``sky_centroid``,
-        ``flux`` (segment flux, in the image's unit), ``area`` (pix2),
+        ``flux`` (segment flux, in the image's unit), ``kron_flux`` (in
+        the Kron aperture, NaN where undefined), ``area`` (pix2),
         ``fwhm`` (pix, from the second moments) and ``elongation``,
         brightest first.
     """
@@ -61,14 +70,20 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True)
     segments = detect_sources(smoothed, threshold, n_pixels=npixels, mask=mask)
     if segments is None:
         return _empty_catalog(image.unit)
+    if max_area is not None:
+        segments.remove_labels(segments.labels[segments.areas > max_area])
+        if segments.n_labels == 0:
+            return _empty_catalog(image.unit)
     if deblend:
         segments = deblend_sources(smoothed, segments, n_pixels=npixels, progress_bar=False)
     catalog = SourceCatalog(clean, segments, convolved_data=smoothed, mask=mask, wcs=image.wcs)
     table = catalog.to_table(columns=["label", "x_centroid", "y_centroid", "sky_centroid",
-                                      "segment_flux", "area", "fwhm", "elongation"])
+                                      "segment_flux", "kron_flux", "area", "fwhm",
+                                      "elongation"])
     table.rename_columns(["label", "x_centroid", "y_centroid", "segment_flux"],
                          ["id", "x", "y", "flux"])
     table["flux"] = u.Quantity(table["flux"]).value * image.unit
+    table["kron_flux"] = u.Quantity(table["kron_flux"]).value * image.unit
     table = QTable(table)  # a plain QTable, without photutils' deprecated column aliases
     table.sort("flux", reverse=True)
     return table
@@ -94,6 +109,6 @@ def sources_inside(catalog, shape, size):
 
 
 def _empty_catalog(unit):
-    return QTable(names=["id", "x", "y", "flux", "area", "fwhm", "elongation"],
-                  dtype=[int, float, float, float, float, float, float],
-                  units={"flux": unit, "area": u.pix ** 2, "fwhm": u.pix})
+    return QTable(names=["id", "x", "y", "flux", "kron_flux", "area", "fwhm", "elongation"],
+                  dtype=[int, float, float, float, float, float, float, float],
+                  units={"flux": unit, "kron_flux": unit, "area": u.pix ** 2, "fwhm": u.pix})
