@@ -31,6 +31,7 @@ PYTEST_HEADER_MODULES.update({
     "Matplotlib": "matplotlib",
     "TensorFlow": "tensorflow",
     "Keras": "keras",
+    "numba": "numba",
 })
 TESTED_VERSIONS["galaxyml"] = __version__
 

@@ -32,6 +32,11 @@ __all__ = [
     "NegativeFluxError",
     "PositionOffImageError",
     "NoStarsError",
+    "InvalidBitWidthError",
+    "InvalidSparsityError",
+    "ShapeMismatchError",
+    "NonFiniteDataError",
+    "AntennaTableError",
     "GalaxymlWarning",
     "NonFinitePixelsWarning",
     "CutoutPartiallyOffImageWarning",
@@ -119,6 +124,26 @@ class NegativeFluxError(GalaxymlError, ValueError):
 
 class PositionOffImageError(GalaxymlError, ValueError):
     """A position lies outside the image."""
+
+
+class InvalidBitWidthError(GalaxymlError, ValueError):
+    """A bit width that galaxyml cannot quantize to or pack (it packs 1, 2, 4 and 8 bits)."""
+
+
+class InvalidSparsityError(GalaxymlError, ValueError):
+    """A sparsity level that is not positive or exceeds the number of unknowns."""
+
+
+class ShapeMismatchError(GalaxymlError, ValueError):
+    """Arrays that must agree in shape (a matrix and its data) do not."""
+
+
+class NonFiniteDataError(GalaxymlError, ValueError):
+    """Data hold NaN or infinite values where every value must be finite."""
+
+
+class AntennaTableError(GalaxymlError, ValueError):
+    """An antenna table lacks a column or lists two antennas at the same position."""
 
 
 class GalaxymlWarning(AstropyUserWarning):

@@ -22,3 +22,15 @@ def test_cut_sdss_stamps(simulated_field, tmp_path):
     stamp = MultiBandCutout.read(output / table["file"][0])
     assert stamp.shape == (32, 32) and stamp.bands == ("g", "r", "i")
     assert (output / "preview.png").exists()
+
+
+def test_evaluate_iht(tmp_path):
+    script = runpy.run_path(str(REPO_ROOT / "scripts" / "evaluate_iht.py"))
+    output = tmp_path / "iht"
+    assert script["main"](["--n-antennas", "24", "--radius", "20", "--frequency", "60",
+                           "--grid", "16", "--pixel-scale", "3", "--n-skies", "1",
+                           "--n-point", "4", "--n-gaussian", "1", "--bits", "32,4",
+                           "--output", str(output)]) == 0
+    summary = QTable.read(output / "iht_summary.ecsv")
+    assert list(summary["method"]) == ["NIHT float32", "NIHT 4-bit", "CLEAN"]
+    assert (output / "iht_runs.ecsv").exists() and (output / "iht_comparison.png").exists()

@@ -1,0 +1,275 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Unbiased stochastic quantization to a few bits (ZipML), stored bit-packed."""
+
+import numpy as np
+
+from ..exceptions import NonFiniteDataError
+from .kernels import packed_matvec, packed_rmatvec
+from .packing import check_bits, pack_codes, unpack_codes
+
+__all__ = ["QuantizedArray", "QuantizedComplex", "quantize", "quantize_row_blocks",
+           "double_sample", "SCALE_MODES"]
+
+#: How the values are normalised to [-1, 1] before rounding.
+SCALE_MODES = ("global", "row", "column")
+
+
+class QuantizedArray:
+    """A real array of b-bit codes, bit-packed, with its scales.
+
+    A value is ``scale * (-1 + 2 code / (2**bits - 1))``: 2**bits levels
+    evenly spaced in [-scale, scale] (for 1 bit, the signs -scale and
+    +scale).  The scale is one number, one per row or one per column.
+    Made by `quantize`; it stores only the packed codes and the scales,
+    and multiplies vectors without unpacking the matrix (`matvec`,
+    `rmatvec`).
+
+    Parameters
+    ----------
+    packed : `~numpy.ndarray` of uint8, shape (m, ceil(n * bits / 8))
+        Codes packed along rows by `~galaxyml.lowprec.pack_codes`.
+    bits : {1, 2, 4, 8}
+    shape : tuple of int
+        Shape of the represented array ((n,) or (m, n)).
+    scale : float or `~numpy.ndarray`
+        Global scale, or per row (shape (m, 1)) or per column (shape (1, n)).
+    """
+
+    def __init__(self, packed, bits, shape, scale):
+        self.packed = packed
+        self.bits = check_bits(bits)
+        self.shape = tuple(shape)
+        self.scale = np.asarray(scale, dtype=np.float32)
+
+    @property
+    def _matrix_shape(self):
+        return (1, self.shape[0]) if len(self.shape) == 1 else self.shape
+
+    @property
+    def step(self):
+        """Spacing of the levels, in units of the scale."""
+        return 2.0 / (2 ** self.bits - 1)
+
+    @property
+    def nbytes(self):
+        """Bytes held: the packed codes and the scales."""
+        return self.packed.nbytes + self.scale.nbytes
+
+    def __repr__(self):
+        return (f"<QuantizedArray shape={self.shape} bits={self.bits} "
+                f"nbytes={self.nbytes}>")
+
+    def codes(self):
+        """The unpacked codes, uint8, in the represented shape."""
+        return unpack_codes(self.packed, self.bits, self._matrix_shape[1]).reshape(self.shape)
+
+    def dequantize(self, dtype=np.float32):
+        """The represented values."""
+        codes = unpack_codes(self.packed, self.bits, self._matrix_shape[1]).astype(dtype)
+        values = self.scale.astype(dtype) * (codes * dtype(self.step) - 1)
+        return values.reshape(self.shape)
+
+    def _row_and_column_scales(self):
+        m, n = self._matrix_shape
+        rows = np.ones(m, np.float32)
+        columns = np.ones(n, np.float32)
+        if self.scale.ndim == 2 and self.scale.shape[0] == m and m > 1:
+            rows = self.scale[:, 0]
+        elif self.scale.ndim == 2 and self.scale.shape[1] == n and n > 1:
+            columns = self.scale[0]
+        else:
+            rows = np.full(m, float(self.scale.ravel()[0]), np.float32)
+        return rows, columns
+
+    def matvec(self, x):
+        """The product of the represented (m, n) matrix with ``x`` (n,), float32."""
+        rows, columns = self._row_and_column_scales()
+        scaled = np.asarray(x, np.float32) * columns
+        product = packed_matvec(self.packed, self.bits, scaled)
+        return rows * (np.float32(self.step) * product - scaled.sum())
+
+    def rmatvec(self, w):
+        """The product of the transposed matrix with ``w`` (m,), float32."""
+        rows, columns = self._row_and_column_scales()
+        scaled = np.asarray(w, np.float32) * rows
+        product = packed_rmatvec(self.packed, self.bits, scaled, self._matrix_shape[1])
+        return columns * (np.float32(self.step) * product - scaled.sum())
+
+    def columns(self, index):
+        """The represented values of some columns, float32, shape (m, len(index))."""
+        index = np.asarray(index, dtype=int)
+        per_byte = 8 // self.bits
+        byte, slot = np.divmod(index, per_byte)
+        codes = (self.packed[:, byte] >> (self.bits * slot).astype(np.uint8)) \
+            & np.uint8(2 ** self.bits - 1)
+        rows, columns = self._row_and_column_scales()
+        return (rows[:, None] * columns[index]) * (codes * np.float32(self.step) - 1)
+
+
+class QuantizedComplex:
+    """A complex array quantized as two `QuantizedArray`: real and imaginary parts."""
+
+    def __init__(self, real, imag):
+        self.real = real
+        self.imag = imag
+
+    @property
+    def shape(self):
+        return self.real.shape
+
+    @property
+    def bits(self):
+        return self.real.bits
+
+    @property
+    def nbytes(self):
+        """Bytes held by both parts."""
+        return self.real.nbytes + self.imag.nbytes
+
+    def __repr__(self):
+        return f"<QuantizedComplex shape={self.shape} bits={self.bits} nbytes={self.nbytes}>"
+
+    def dequantize(self, dtype=np.complex64):
+        """The represented complex values."""
+        real_dtype = np.float64 if np.dtype(dtype) == np.complex128 else np.float32
+        return (self.real.dequantize(real_dtype) + 1j * self.imag.dequantize(real_dtype)
+                ).astype(dtype)
+
+
+def _scale(values, mode):
+    """max |value| over the whole array, each row or each column (zero becomes one)."""
+    if mode == "global" or values.ndim == 1:
+        scale = np.max(np.abs(values)) if values.size else 1.0
+    elif mode == "row":
+        scale = np.max(np.abs(values), axis=1, keepdims=True)
+    else:
+        scale = np.max(np.abs(values), axis=0, keepdims=True)
+    return np.where(scale > 0, scale, 1.0)
+
+
+def _codes(normalised, bits, stochastic, rng):
+    """Codes of values in [-1, 1]: unbiased stochastic or nearest rounding."""
+    top = 2 ** bits - 1
+    position = (np.clip(normalised, -1.0, 1.0) + 1.0) * (top / 2.0)
+    if not stochastic:
+        return np.rint(position).astype(np.uint8)
+    lower = np.minimum(np.floor(position), top - 1)
+    # Round up with probability equal to the distance above the lower level: unbiased.
+    up = rng.random(position.shape) < (position - lower)
+    return (lower + up).astype(np.uint8)
+
+
+def quantize(values, bits, scale="row", stochastic=True, seed=None):
+    """Quantize an array to ``bits`` bits per value, bit-packed.
+
+    Values are divided by their scale (the largest absolute value over the
+    array, each row or each column) and rounded to one of 2**bits levels
+    evenly spaced in [-1, 1].  Stochastic rounding (the default) rounds up
+    with probability equal to the fractional distance to the next level,
+    so the quantized array is an unbiased estimate of the input (Zhang et
+    al. 2017, ZipML); ``stochastic=False`` rounds to the nearest level.
+
+    Parameters
+    ----------
+    values : array-like, shape (n,) or (m, n), real or complex
+        Finite values.  Complex arrays are quantized part by part.
+    bits : {1, 2, 4, 8}
+        Bits per value.
+    scale : {'row', 'column', 'global'}
+        Normalisation; 1-D arrays always use one global scale.
+    stochastic : bool
+        Unbiased stochastic rounding, or deterministic nearest rounding.
+    seed : int or `numpy.random.Generator`, optional
+        Seed of the stochastic rounding.
+
+    Returns
+    -------
+    quantized : `QuantizedArray` or `QuantizedComplex`
+
+    Raises
+    ------
+    InvalidBitWidthError
+        If ``bits`` is not 1, 2, 4 or 8.
+    NonFiniteDataError
+        If ``values`` hold NaN or inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from galaxyml.lowprec import quantize
+    >>> x = np.array([[0.3, -0.7, 1.0, 0.05]])
+    >>> q = quantize(x, bits=2, stochastic=False)
+    >>> q.dequantize(np.float64).round(3).tolist()
+    [[0.333, -1.0, 1.0, 0.333]]
+    >>> q.packed.nbytes
+    1
+    """
+    bits = check_bits(bits)
+    if scale not in SCALE_MODES:
+        raise ValueError(f"scale must be one of {SCALE_MODES}, not {scale!r}")
+    values = np.asarray(values)
+    if values.ndim not in (1, 2):
+        raise ValueError(f"can quantize 1-D or 2-D arrays, not shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise NonFiniteDataError(f"cannot quantize {int((~np.isfinite(values)).sum())} NaN or "
+                                 "infinite values")
+    rng = np.random.default_rng(seed)
+    if np.iscomplexobj(values):
+        real_rng, imag_rng = rng.spawn(2)
+        return QuantizedComplex(quantize(values.real, bits, scale, stochastic, real_rng),
+                                quantize(values.imag, bits, scale, stochastic, imag_rng))
+    values = values.astype(np.float64)
+    scales = _scale(values, scale)
+    codes = _codes(values / scales, bits, stochastic, rng)
+    matrix = codes.reshape(1, -1) if values.ndim == 1 else codes
+    return QuantizedArray(pack_codes(matrix, bits), bits, values.shape, scales)
+
+
+def quantize_row_blocks(blocks, bits, stochastic=True, seed=None):
+    """Quantize a matrix given as blocks of rows, with one scale per row.
+
+    Lets a matrix too large for memory in float be quantized block by
+    block, never held whole: only the packed result is.
+
+    Parameters
+    ----------
+    blocks : iterable of 2-D arrays
+        Consecutive row blocks, all with the same number of columns.
+    bits, stochastic, seed
+        As for `quantize`.
+
+    Returns
+    -------
+    quantized : `QuantizedArray`
+    """
+    bits = check_bits(bits)
+    rng = np.random.default_rng(seed)
+    packed, scales, n_columns = [], [], None
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float64)
+        if not np.all(np.isfinite(block)):
+            raise NonFiniteDataError("a row block holds NaN or infinite values")
+        n_columns = block.shape[1] if n_columns is None else n_columns
+        scale = _scale(block, "row")
+        packed.append(pack_codes(_codes(block / scale, bits, stochastic, rng), bits))
+        scales.append(scale)
+    if n_columns is None:
+        raise ValueError("no row blocks to quantize")
+    scale = np.concatenate(scales)
+    return QuantizedArray(np.concatenate(packed), bits, (len(scale), n_columns), scale)
+
+
+def double_sample(values, bits, scale="row", seed=None):
+    """Two independent stochastic quantizations of the same array.
+
+    Where a matrix appears twice in a product (A^T A x), quantizing it
+    once would bias the product by the rounding variance; two independent
+    samples keep its expectation exact (ZipML's double sampling).
+
+    Returns
+    -------
+    first, second : `QuantizedArray` or `QuantizedComplex`
+    """
+    first, second = np.random.default_rng(seed).spawn(2)
+    return (quantize(values, bits, scale, True, first),
+            quantize(values, bits, scale, True, second))
