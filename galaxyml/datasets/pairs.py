@@ -248,8 +248,8 @@ class _Stamp:
 
 
 def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid=None,
-                         stretch=None, test_fraction=0.5, guard=None, seed=0, progress=True,
-                         **catalog_kwargs):
+                         n_per_galaxy=1, stretch=None, test_fraction=0.5, guard=None, seed=0,
+                         progress=True, **catalog_kwargs):
     """GalaxyGAN pairs (degraded stamp, original stamp) from a field.
 
     Every galaxy of the catalogue is cut in ``bands`` on the grid of the
@@ -271,8 +271,13 @@ def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid
         Bands of the stamps (channels).
     size : int
         Side of the stamps in pixels.
-    grid : sequence of (fwhm, sigma), optional
-        Degradations; `galaxygan_grid` (the paper's 20 cells) by default.
+    grid : sequence of (fwhm, sigma), or callable, optional
+        Degradations: every cell of a grid for every galaxy (`galaxygan_grid`,
+        the paper's 20 cells, by default), or a distribution, a function
+        ``draw(rng) -> (fwhm, sigma)`` called ``n_per_galaxy`` times per
+        galaxy with a `numpy.random.Generator`.
+    n_per_galaxy : int
+        Draws per galaxy from a distribution (ignored for a grid).
     stretch : `~galaxyml.stretch.ImageStretch`, optional
         `~galaxyml.stretch.GalaxyGANStretch` by default.
     test_fraction, guard
@@ -294,7 +299,11 @@ def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid
     bands = tuple(bands)
     if grid is None:
         grid = galaxygan_grid()
-    grid = [(u.Quantity(fwhm, u.arcsec), float(sigma)) for fwhm, sigma in grid]
+    draw_rng = np.random.default_rng([seed, 1])
+
+    def cells():
+        drawn = ([grid(draw_rng) for _ in range(n_per_galaxy)] if callable(grid) else grid)
+        return [(u.Quantity(fwhm, u.arcsec), float(sigma)) for fwhm, sigma in drawn]
     stretch = GalaxyGANStretch() if stretch is None else stretch
     images, catalog, split = _prepare(field_images, bands, catalog, size, test_fraction, guard,
                                       catalog_kwargs)
@@ -305,7 +314,7 @@ def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid
     for galaxy, side in zip(catalog, split):
         if int(galaxy["id"]) not in stamps:
             continue
-        for fwhm, sigma in grid:
+        for fwhm, sigma in cells():
             rows.append((int(galaxy["id"]), _degrees(galaxy["ra"]), _degrees(galaxy["dec"]),
                          str(side), fwhm.to_value(u.arcsec), sigma))
     manifest = _manifest(rows, ["galaxy_id", "ra", "dec", "split", "fwhm", "sigma"], seed)

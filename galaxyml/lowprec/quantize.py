@@ -69,28 +69,30 @@ class QuantizedArray:
         values = self.scale.astype(dtype) * (codes * dtype(self.step) - 1)
         return values.reshape(self.shape)
 
-    def _row_and_column_scales(self):
+    def row_and_column_scales(self):
+        """The scales as one factor per row and one per column (float32 vectors).
+
+        Every value is ``row[i] * column[j] * (-1 + step * code)``; a global
+        scale goes into the row factors.
+        """
         m, n = self._matrix_shape
-        rows = np.ones(m, np.float32)
-        columns = np.ones(n, np.float32)
-        if self.scale.ndim == 2 and self.scale.shape[0] == m and m > 1:
-            rows = self.scale[:, 0]
-        elif self.scale.ndim == 2 and self.scale.shape[1] == n and n > 1:
-            columns = self.scale[0]
-        else:
-            rows = np.full(m, float(self.scale.ravel()[0]), np.float32)
-        return rows, columns
+        scale = self.scale
+        if scale.ndim == 2 and scale.shape == (1, n) and n > 1:
+            return np.ones(m, np.float32), scale[0]
+        if scale.ndim == 2 and scale.shape == (m, 1):
+            return scale[:, 0], np.ones(n, np.float32)
+        return np.full(m, float(scale.ravel()[0]), np.float32), np.ones(n, np.float32)
 
     def matvec(self, x):
         """The product of the represented (m, n) matrix with ``x`` (n,), float32."""
-        rows, columns = self._row_and_column_scales()
+        rows, columns = self.row_and_column_scales()
         scaled = np.asarray(x, np.float32) * columns
         product = packed_matvec(self.packed, self.bits, scaled)
         return rows * (np.float32(self.step) * product - scaled.sum())
 
     def rmatvec(self, w):
         """The product of the transposed matrix with ``w`` (m,), float32."""
-        rows, columns = self._row_and_column_scales()
+        rows, columns = self.row_and_column_scales()
         scaled = np.asarray(w, np.float32) * rows
         product = packed_rmatvec(self.packed, self.bits, scaled, self._matrix_shape[1])
         return columns * (np.float32(self.step) * product - scaled.sum())
@@ -102,7 +104,7 @@ class QuantizedArray:
         byte, slot = np.divmod(index, per_byte)
         codes = (self.packed[:, byte] >> (self.bits * slot).astype(np.uint8)) \
             & np.uint8(2 ** self.bits - 1)
-        rows, columns = self._row_and_column_scales()
+        rows, columns = self.row_and_column_scales()
         return (rows[:, None] * columns[index]) * (codes * np.float32(self.step) - 1)
 
 

@@ -89,7 +89,7 @@ class _SecondSample:
     def __init__(self, exact_columns, first, seed):
         self.exact_columns = exact_columns
         self.bits = first.bits
-        self.row_scale, self.column_scale = first._row_and_column_scales()
+        self.row_scale, self.column_scale = first.row_and_column_scales()
         self.step = np.float32(first.step)
         self.seed = seed
 

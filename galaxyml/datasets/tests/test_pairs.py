@@ -142,6 +142,22 @@ def test_psfgan_pairs(training_field):
                for k in range(len(pairs)))
 
 
+def test_galaxygan_pairs_from_a_distribution(training_field):
+    _, images, catalog = training_field
+
+    def draw(rng):
+        return rng.uniform(1.0, 3.0) * u.arcsec, rng.choice([1.5, 4.0])
+
+    pairs = make_galaxygan_pairs(images, catalog=catalog, size=48, grid=draw, n_per_galaxy=3,
+                                 seed=2, progress=False)
+    manifest = pairs.manifest
+    assert len(pairs) == 3 * len(np.unique(manifest["galaxy_id"]))
+    assert np.all((manifest["fwhm"].value >= 1.0) & (manifest["fwhm"].value <= 3.0))
+    assert set(manifest["sigma"]) <= {1.5, 4.0}
+    assert len(np.unique(manifest["fwhm"])) == len(pairs)
+    assert pairs.pair(len(pairs) - 1)[0].shape == (48, 48, 3)
+
+
 def test_default_grid_is_the_papers():
     grid = galaxygan_grid()
     assert len(grid) == 20
