@@ -22,7 +22,7 @@ from astropy.wcs import WCS
 
 from ..degrade.agn import add_point_source, host_galaxy
 from ..degrade.core import GALAXYGAN_FWHM_GRID, GALAXYGAN_SIGMA_GRID, degrade_like_galaxygan
-from ..exceptions import FITSReadError, OutputExistsError
+from ..exceptions import FITSReadError, OutputExistsError, UnknownBandError
 from ..io.cutout import multiband_cutout, read_images
 from ..io.fits import open_fits, unit_to_bunit, wcs_pixel_scale
 from ..io.writing import atomic_output, provenance_header, write_fits
@@ -304,6 +304,7 @@ def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid
     def cells():
         drawn = ([grid(draw_rng) for _ in range(n_per_galaxy)] if callable(grid) else grid)
         return [(u.Quantity(fwhm, u.arcsec), float(sigma)) for fwhm, sigma in drawn]
+
     stretch = GalaxyGANStretch() if stretch is None else stretch
     images, catalog, split = _prepare(field_images, bands, catalog, size, test_fraction, guard,
                                       catalog_kwargs)
@@ -416,7 +417,8 @@ def _prepare(field_images, bands, catalog, size, test_fraction, guard, catalog_k
     images = read_images(field_images)
     missing = [band for band in bands if band not in images]
     if missing:
-        raise ValueError(f"bands {missing} are not among the field's images {tuple(images)}")
+        raise UnknownBandError(f"bands {missing} are not among the field's images "
+                               f"{tuple(images)}")
     if catalog is None:
         detection = "r" if "r" in images else bands[0]
         catalog = galaxy_catalog(images, detection_band=detection, size=size, **catalog_kwargs)

@@ -9,7 +9,7 @@ from astropy.table import QTable
 
 from galaxyml.datasets import (TrainingPairs, augment_pair, galaxy_catalog, galaxygan_grid,
                                make_galaxygan_pairs, make_psfgan_pairs, split_by_region)
-from galaxyml.exceptions import OutputExistsError
+from galaxyml.exceptions import OutputExistsError, UnknownBandError
 
 GRID = [(1.4 * u.arcsec, 1.0), (2.5 * u.arcsec, 5.0)]
 
@@ -156,6 +156,12 @@ def test_galaxygan_pairs_from_a_distribution(training_field):
     assert set(manifest["sigma"]) <= {1.5, 4.0}
     assert len(np.unique(manifest["fwhm"])) == len(pairs)
     assert pairs.pair(len(pairs) - 1)[0].shape == (48, 48, 3)
+
+
+def test_missing_band(training_field):
+    _, images, catalog = training_field
+    with pytest.raises(UnknownBandError, match="'z'"):
+        make_galaxygan_pairs(images, catalog=catalog, bands="gz", size=48, progress=False)
 
 
 def test_default_grid_is_the_papers():
