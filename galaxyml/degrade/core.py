@@ -142,9 +142,12 @@ def background_std(data, mask=None):
     return float(sigma_clipped_stats(data, mask=bad, sigma=3.0, maxiters=10)[2])
 
 
-def _galaxygan_noise(data):
-    """The GalaxyGAN code's noise estimate: std of the pixels with |value| < 0.1 nmgy."""
-    faint = data[np.isfinite(data) & (np.abs(data) < _GALAXYGAN_NOISE_CUT)]
+def _galaxygan_noise(data, mask=None):
+    """The GalaxyGAN code's noise estimate: std of the unmasked pixels with |value| < 0.1 nmgy."""
+    usable = np.isfinite(data) & (np.abs(data) < _GALAXYGAN_NOISE_CUT)
+    if mask is not None:
+        usable &= ~np.asarray(mask, bool)
+    faint = data[usable]
     return float(np.std(faint)) if faint.size else 0.0
 
 
@@ -199,14 +202,6 @@ def _calibrated_noise(blurred, unit_noise, mask, target, noise_estimator):
     while excess(upper) < 0:  # the measured scatter grows with the amplitude, without bound
         upper *= 2
     return float(brentq(excess, 0.0, upper, rtol=_CALIBRATION_TOLERANCE))
-
-
-def _sigma_clipped_noise(data, mask):
-    return background_std(data, mask)
-
-
-def _galaxygan_noise_estimator(data, mask):
-    return _galaxygan_noise(np.where(mask, np.nan, data) if mask is not None else data)
 
 
 def _as_psf(psf, pixel_scale, what):
@@ -285,7 +280,7 @@ def degrade(image, target_fwhm=None, noise_factor=1.0, psf=None, target_psf=None
     bands = image.bands if isinstance(image, MultiBandCutout) else ("image",)
     if target_fwhm is None and target_psf is None:
         identity = {band: np.ones((1, 1)) for band in bands}
-        return _apply(image, identity, noise_factor, seed, _sigma_clipped_noise,
+        return _apply(image, identity, noise_factor, seed, background_std,
                       {band: (None, None) for band in bands}, calibrate=True)
     scale = wcs_pixel_scale(image.wcs, default=SDSS_PIXEL_SCALE)
     psfs = _per_band(psf, bands, "psf")
@@ -297,7 +292,7 @@ def degrade(image, target_fwhm=None, noise_factor=1.0, psf=None, target_psf=None
         target = _as_psf(targets[band], scale, "the target PSF")
         kernels[band] = matching_kernel(source, target)
         fwhms[band] = (_fwhm_pixels(source) * u.pix, _fwhm_pixels(target) * u.pix)
-    return _apply(image, kernels, noise_factor, seed, _sigma_clipped_noise, fwhms,
+    return _apply(image, kernels, noise_factor, seed, background_std, fwhms,
                   calibrate=True)
 
 
@@ -355,7 +350,7 @@ def degrade_like_galaxygan(image, fwhm, sigma, seed=None):
     to_nmgy = u.Unit(unit).to(u.nanomaggy)
 
     def estimator(data, mask):
-        return _galaxygan_noise_estimator(data * to_nmgy, mask) / to_nmgy
+        return _galaxygan_noise(data * to_nmgy, mask) / to_nmgy
 
     # The paper's one-step formula, uncalibrated, as the reference code did.
     return _apply(image, kernels, sigma, seed, estimator, fwhms, calibrate=False)
