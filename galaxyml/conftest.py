@@ -90,3 +90,15 @@ def training_field(tmp_path_factory):
     images = field.files.read("gri")
     catalog = galaxy_catalog(images, size=48, mag_range=(14, 20.5))
     return field, images, catalog
+
+
+def pytest_configure(config):
+    """Split the CPU into 2 logical devices, so tf.distribute tests have replicas to use."""
+    try:
+        import tensorflow as tf
+
+        cpus = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    except RuntimeError:  # TensorFlow already initialised its devices
+        pass

@@ -37,6 +37,9 @@ __all__ = [
     "ShapeMismatchError",
     "NonFiniteDataError",
     "AntennaTableError",
+    "BandMismatchError",
+    "ImageTooSmallError",
+    "ModelTypeError",
     "GalaxymlWarning",
     "NonFinitePixelsWarning",
     "CutoutPartiallyOffImageWarning",
@@ -144,6 +147,18 @@ class NonFiniteDataError(GalaxymlError, ValueError):
 
 class AntennaTableError(GalaxymlError, ValueError):
     """An antenna table lacks a column or lists two antennas at the same position."""
+
+
+class BandMismatchError(GalaxymlError, ValueError):
+    """An image's bands differ from those a model was trained on."""
+
+
+class ImageTooSmallError(GalaxymlError, ValueError):
+    """An image is smaller than the smallest a network accepts, even after padding."""
+
+
+class ModelTypeError(GalaxymlError, ValueError):
+    """A model file holds a different kind of galaxyml model (or none)."""
 
 
 class GalaxymlWarning(AstropyUserWarning):

@@ -18,6 +18,12 @@ def test_demo(tmp_path, capsys):
     assert np.isfinite(cutout.data).all()
     assert (output / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(QTable.read(output / "catalog.ecsv")) > 10
+    # The galaxies degraded and recovered by the shipped GalaxyGAN and Richardson-Lucy.
+    metrics = QTable.read(output / "restoration.ecsv")
+    assert set(metrics["method"]) == {"degraded", "GalaxyGAN", "Richardson-Lucy"}
+    assert np.all(np.isfinite(metrics["psnr"]))
+    assert (output / "restoration.png").exists()
+    assert "recovered them with the shipped GalaxyGAN" in printed
     # A second run refuses to overwrite, with a clear message, unless asked.
     assert main(["demo", "--output", str(output)]) == 1
     assert "file exists" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The scripts in scripts/ run on the embedded simulated field."""
 
+import json
 import runpy
 
 from astropy.table import QTable
@@ -34,3 +35,25 @@ def test_evaluate_iht(tmp_path):
     summary = QTable.read(output / "iht_summary.ecsv")
     assert list(summary["method"]) == ["NIHT float32", "NIHT 4-bit", "CLEAN"]
     assert (output / "iht_runs.ecsv").exists() and (output / "iht_comparison.png").exists()
+
+
+def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
+    train = runpy.run_path(str(REPO_ROOT / "scripts" / "train_galaxygan.py"))
+    evaluate = runpy.run_path(str(REPO_ROOT / "scripts" / "evaluate_galaxygan.py"))
+    files = simulated_field.files
+    field = f"{files.run}-{files.camcol}-{files.field}"
+    model = tmp_path / "gan.keras"
+    assert train["main"](["--field-dir", str(files.psfield.parent), "--field", field,
+                          "--size", "64", "--mag-limit", "21", "--steps", "2",
+                          "--batch-size", "2", "--checkpoint-every", "1",
+                          "--checkpoint-dir", str(tmp_path / "checkpoints"),
+                          "--output", str(model), "--quiet"]) == 0
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert card["model_type"] == "GalaxyGAN" and "--steps 2" in card["training"]["command"]
+    output = tmp_path / "evaluation"
+    assert evaluate["main"](["--model", str(model), "--field-dir", str(files.psfield.parent),
+                             "--max-galaxies", "1", "--tune-galaxies", "1", "--output",
+                             str(output), "--quiet"]) == 0
+    summary = QTable.read(output / "galaxygan_summary.ecsv")
+    assert len(summary) == 20 and "gan_wins" in summary.colnames
+    assert (output / "galaxygan_grid.png").exists() and (output / "galaxygan_gallery.png").exists()

@@ -1,0 +1,161 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from astropy import units as u
+
+from galaxyml.datasets import make_galaxygan_pairs
+from galaxyml.exceptions import BandMismatchError, ImageTooSmallError, ModelTypeError
+from galaxyml.gan import (NETWORK_CONFIGS, GalaxyGAN, MeanAggregator, patchgan_discriminator,
+                          unet_generator)
+from galaxyml.io import MultiBandCutout
+
+
+@pytest.fixture(scope="module")
+def pairs(training_field):
+    from galaxyml.datasets import galaxy_catalog
+
+    _, images, _ = training_field
+    catalog = galaxy_catalog(images, size=64, mag_range=(14, 20.5))
+    return make_galaxygan_pairs(images, catalog=catalog, size=64,
+                                grid=[(2.0 * u.arcsec, 2.0)], progress=False)
+
+
+def identity_generator(channels):
+    inputs = keras.Input((None, None, channels))
+    return keras.Model(inputs, keras.layers.Identity()(inputs))
+
+
+def test_networks_follow_pix2pix():
+    small = NETWORK_CONFIGS["small"]
+    generator = unet_generator(3, 3, small["generator_filters"])
+    names = [layer.name for layer in generator.layers]
+    assert "down0_norm" not in names and "down5_norm" not in names  # first and innermost
+    assert {"down1_norm", "down4_norm"} <= set(names)
+    assert [n for n in names if n.endswith("dropout")] == ["up0_dropout", "up1_dropout",
+                                                           "up2_dropout"]
+    assert generator.layers[-1].activation.__name__ == "tanh"
+    assert generator.count_params() * 4 < 10e6  # the shipped size limit
+    x = np.zeros((1, 128, 192, 3), np.float32)
+    assert generator(x).shape == (1, 128, 192, 3)
+    discriminator = patchgan_discriminator(3, 3, small["discriminator_filters"])
+    assert discriminator([x, x]).shape == (1, 16, 24, 1)
+    paper = NETWORK_CONFIGS["paper"]
+    assert paper["generator_filters"] == (64, 128, 256, 512, 512, 512, 512, 512)
+    assert len(paper["discriminator_filters"]) == 4  # 70 x 70 receptive field
+
+
+def test_adam_beta1_is_passed():
+    gan = GalaxyGAN(seed=0).build_trainer()
+    for optimizer in (gan.generator_optimizer, gan.discriminator_optimizer):
+        assert optimizer.beta_1 == 0.5
+        assert float(optimizer.learning_rate) == pytest.approx(2e-4)
+    assert isinstance(gan.aggregator, MeanAggregator)
+
+
+def test_resumed_run_reaches_the_same_weights(pairs, tmp_path):
+    train = pairs.subset("train")
+
+    def run(steps, directory):
+        model = GalaxyGAN(seed=3)
+        model.train(train, steps=steps, batch_size=2, checkpoint_dir=directory,
+                    checkpoint_every=2, log_path=directory / "log.csv", progress=False)
+        return model
+
+    straight = run(4, tmp_path / "straight")
+    run(2, tmp_path / "killed")              # a run stopped after its first checkpoint
+    resumed = run(4, tmp_path / "killed")    # ... and started again
+    for a, b in zip(straight.generator.get_weights(), resumed.generator.get_weights()):
+        assert np.array_equal(a, b)
+    log = (tmp_path / "killed" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch") and len(log) == 3
+
+
+def test_training_under_mirrored_strategy(pairs):
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs 2 logical CPU devices (configured by galaxyml's conftest)")
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    model = GalaxyGAN(seed=1)
+    history = model.train(pairs.subset("train"), steps=4, batch_size=4, checkpoint_every=2,
+                          strategy=strategy, progress=False)
+    assert np.all(np.isfinite(history["l1"]))
+    variable = model.generator.trainable_variables[0]
+    replicas = strategy.experimental_local_results(variable.value)  # the MirroredVariable
+    assert len(replicas) == 2 and np.array_equal(replicas[0].numpy(), replicas[1].numpy())
+    assert model.card["training"]["strategy"] == "MirroredStrategy"
+
+
+def test_recover_is_deterministic_and_keeps_the_wcs(pairs):
+    model = GalaxyGAN(seed=0)
+    condition, _ = pairs.linear_pair(0)
+    cutout = MultiBandCutout(condition.data, ("g", "r", "i"), condition.wcs, "nmgy")
+    first, second = model.recover(cutout), model.recover(cutout)
+    assert np.array_equal(first.data, second.data)
+    assert first.unit == u.nmgy and first.wcs.wcs.crval[0] == cutout.wcs.wcs.crval[0]
+    sampled = model.recover(cutout, samples=4)
+    assert sampled.uncertainty is not None and np.mean(sampled.uncertainty) > 0
+
+
+def test_tiles_blend_without_seams():
+    """With an identity network, tiling, padding and blending return the input exactly."""
+    model = GalaxyGAN(seed=0)
+    model.generator = identity_generator(3)
+    rng = np.random.default_rng(0)
+    for shape in ((3, 300, 200), (3, 70, 50), (3, 128, 128)):
+        image = rng.uniform(0.0, 3.0, shape)
+        assert np.allclose(model.recover(image), image, rtol=1e-4, atol=1e-5)
+
+
+def test_nan_pixels_are_inpainted_and_stay_masked():
+    model = GalaxyGAN(seed=0)
+    model.generator = identity_generator(3)
+    image = np.full((3, 64, 64), 0.5)
+    image[1, 30:33, 30:33] = np.nan
+    from astropy.wcs import WCS
+    cutout = MultiBandCutout(image, ("g", "r", "i"), WCS(naxis=2), "nmgy")
+    result = model.recover(cutout)
+    assert np.all(np.isfinite(result.data))
+    assert result.data[1, 31, 31] == pytest.approx(0.5, rel=1e-3)
+    assert result.mask[1, 31, 31] and not result.mask[0, 31, 31]
+
+
+def test_bad_input(tmp_path):
+    model = GalaxyGAN(seed=0)
+    from astropy.wcs import WCS
+    with pytest.raises(BandMismatchError, match="trained on"):
+        model.recover(MultiBandCutout(np.zeros((2, 64, 64)), ("g", "r"), WCS(naxis=2), "nmgy"))
+    with pytest.raises(ImageTooSmallError):
+        model.recover(np.zeros((3, 8, 64)))
+    with pytest.raises(BandMismatchError):
+        model.recover(np.zeros((2, 64, 64)))
+    path = model.save(tmp_path / "model.keras")
+    card = json.loads(path.with_suffix(".json").read_text())
+    card["model_type"] = "PSFGAN"
+    path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelTypeError, match="PSFGAN"):
+        GalaxyGAN.load(path)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(ModelTypeError, match="no model card"):
+        GalaxyGAN.load(path)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = GalaxyGAN(seed=5)
+    model.card["training"] = {"steps": 0}
+    path = model.save(tmp_path / "gan.keras")
+    loaded = GalaxyGAN.load(path)
+    image = np.random.default_rng(1).uniform(0, 1, (3, 64, 64))
+    assert np.allclose(loaded.recover(image), model.recover(image), atol=1e-6)
+    assert loaded.card["model_type"] == "GalaxyGAN" and loaded.bands == ("g", "r", "i")
+
+
+def test_pretrained_model_is_shipped():
+    model = GalaxyGAN.pretrained()
+    assert model.bands == ("g", "r", "i") and model.config == "small"
+    training = model.card["training"]
+    assert "scripts/train_galaxygan.py" in training["command"]
+    assert training["field"] == "2583-2-136"

@@ -1,0 +1,148 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""A conditional GAN (pix2pix) as a Keras model, trainable under any tf.distribute strategy.
+
+`ConditionalGAN.train_step` computes the losses of both networks on each
+replica and hands the gradients to a `GradientAggregator`, the one piece
+that decides how replicas combine them; the default is Keras's own
+all-reduce (the mean over replicas), and the signSGD majority vote can
+replace it without touching the GAN.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+__all__ = ["GradientAggregator", "MeanAggregator", "ConditionalGAN", "l1_reconstruction"]
+
+
+class GradientAggregator:
+    """How the gradients of the replicas become one update.
+
+    Subclasses implement `apply`, called in each replica's context with
+    that replica's gradients (of a loss already divided by the number of
+    replicas).
+    """
+
+    def apply(self, optimizer, gradients, variables):
+        """Combine ``gradients`` across replicas and update ``variables``."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": type(self).__name__}
+
+
+class MeanAggregator(GradientAggregator):
+    """Keras's own aggregation: an all-reduce sum of the (pre-divided) gradients."""
+
+    def apply(self, optimizer, gradients, variables):
+        optimizer.apply_gradients(zip(gradients, variables))
+
+
+def _to_tanh_range(data):
+    """Stretched pairs in [0, 1] mapped to [-1, 1], the range of the generator's tanh."""
+    condition, target, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return condition * 2.0 - 1.0, target * 2.0 - 1.0
+
+
+def _cross_entropy(labels, logits):
+    """Mean binary cross-entropy of logits, on this replica's batch.
+
+    Written with `keras.ops` rather than a `keras.losses` object, which
+    under a distribution strategy divides by the number of replicas itself:
+    here `ConditionalGAN.train_step` does that, once, for every term.
+    """
+    return ops.mean(ops.binary_crossentropy(labels, logits, from_logits=True))
+
+
+def l1_reconstruction(target, generated, weight=100.0):
+    """The pix2pix reconstruction term: ``weight`` times the mean absolute error."""
+    return weight * ops.mean(ops.abs(target - generated))
+
+
+class ConditionalGAN(keras.Model):
+    """A pix2pix conditional GAN: generator G(condition) and discriminator D(condition, image).
+
+    Pairs come stretched to [0, 1] (`~galaxyml.datasets.TrainingPairs`) and
+    are mapped to [-1, 1], the range of the generator's tanh output.
+    Losses: D minimises the binary cross-entropy of real pairs as real and
+    generated pairs as fake (halved, as in pix2pix); G minimises the
+    cross-entropy of its pairs as real plus a reconstruction term,
+    ``lambda L1`` by default.  PSFGAN reuses the class with its own
+    reconstruction term.
+
+    Parameters
+    ----------
+    generator, discriminator : `keras.Model`
+        See `~galaxyml.gan.unet_generator` and `~galaxyml.gan.patchgan_discriminator`.
+    reconstruction : callable, optional
+        ``reconstruction(target, generated) -> scalar``; `l1_reconstruction`
+        with weight 100 by default.
+    aggregator : `GradientAggregator`, optional
+        `MeanAggregator` by default.
+    """
+
+    def __init__(self, generator, discriminator, reconstruction=None, aggregator=None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.reconstruction = reconstruction or l1_reconstruction
+        self.aggregator = aggregator or MeanAggregator()
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("g_loss", "g_gan", "g_reconstruction", "d_loss", "l1")}
+
+    def compile(self, generator_optimizer, discriminator_optimizer, **kwargs):
+        """Set the two optimizers (other keyword arguments go to `keras.Model.compile`)."""
+        super().compile(**kwargs)
+        self.generator_optimizer = generator_optimizer
+        self.discriminator_optimizer = discriminator_optimizer
+
+    @property
+    def metrics(self):
+        """The running means of the losses, reset by Keras at every epoch."""
+        return list(self.trackers.values())
+
+    def call(self, condition, training=False):
+        """The generator's output for a condition in the tanh range [-1, 1]."""
+        return self.generator(condition, training=training)
+
+    def _gan_losses(self, condition, target, training):
+        generated = self.generator(condition, training=training)
+        real = self.discriminator([condition, target], training=training)
+        fake = self.discriminator([condition, generated], training=training)
+        d_loss = 0.5 * (_cross_entropy(ops.ones_like(real), real)
+                        + _cross_entropy(ops.zeros_like(fake), fake))
+        g_gan = _cross_entropy(ops.ones_like(fake), fake)
+        g_reconstruction = self.reconstruction(target, generated)
+        l1 = ops.mean(ops.abs(target - generated))
+        return generated, d_loss, g_gan, g_reconstruction, l1
+
+    def train_step(self, data):
+        """One update of both networks on a batch (condition, target), on each replica."""
+        condition, target = _to_tanh_range(data)
+        # Each replica sees its share of the batch; the aggregator sums over replicas.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape(persistent=True) as tape:
+            _, d_loss, g_gan, g_reconstruction, l1 = self._gan_losses(condition, target, True)
+            g_loss = g_gan + g_reconstruction
+            scaled_g, scaled_d = g_loss / replicas, d_loss / replicas
+        g_variables = self.generator.trainable_variables
+        d_variables = self.discriminator.trainable_variables
+        g_gradients = tape.gradient(scaled_g, g_variables)
+        d_gradients = tape.gradient(scaled_d, d_variables)
+        del tape
+        self.aggregator.apply(self.discriminator_optimizer, d_gradients, d_variables)
+        self.aggregator.apply(self.generator_optimizer, g_gradients, g_variables)
+        return self._record(g_loss, g_gan, g_reconstruction, d_loss, l1)
+
+    def test_step(self, data):
+        """The losses on a validation batch, with the networks in inference mode."""
+        condition, target = _to_tanh_range(data)
+        _, d_loss, g_gan, g_reconstruction, l1 = self._gan_losses(condition, target, False)
+        return self._record(g_gan + g_reconstruction, g_gan, g_reconstruction, d_loss, l1)
+
+    def _record(self, g_loss, g_gan, g_reconstruction, d_loss, l1):
+        values = {"g_loss": g_loss, "g_gan": g_gan, "g_reconstruction": g_reconstruction,
+                  "d_loss": d_loss, "l1": l1}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
