@@ -105,7 +105,7 @@ def main(argv=None):
     train, test = held_out_pairs(model, args.field_dir, args.quiet)
     if args.max_galaxies:
         keep = list(dict.fromkeys(test.manifest["galaxy_id"]))[:args.max_galaxies]
-        test = type(test)(test.manifest[np.isin(test.manifest["galaxy_id"], keep)], test._make)
+        test = test.select(np.isin(test.manifest["galaxy_id"], keep))
     iterations = tune_iterations(train, n_galaxies=args.tune_galaxies)
     runs, examples = evaluate_restoration(model, test, iterations, progress=not args.quiet)
     summary = summarize_restoration(runs)

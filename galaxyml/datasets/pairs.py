@@ -91,7 +91,11 @@ class TrainingPairs:
 
     def subset(self, split):
         """The pairs of one side (``'train'`` or ``'test'``) of the split."""
-        return TrainingPairs(self.manifest[self.manifest["split"] == split], self._make)
+        return self.select(self.manifest["split"] == split)
+
+    def select(self, rows):
+        """The pairs of some manifest rows (a boolean mask or indices)."""
+        return TrainingPairs(self.manifest[rows], self._make)
 
     def linear_pair(self, index):
         """Pair ``index`` (a row number) as two images in nanomaggies, with WCS.
