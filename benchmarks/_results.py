@@ -1,16 +1,33 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""What the benchmarks share: the real field's location, and writing figures to JSON."""
+"""What the benchmarks share: timers, the real field's location, writing figures to JSON."""
 
 import argparse
 import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FIELD = (2583, 2, 136)
 DEFAULT_FIELD = REPO.parent / "shared" / "data" / "sdss" / "2583-2-136"
+
+
+def timed(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` and the seconds it took."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def seconds_per_call(function, repeats):
+    """Mean seconds of ``function()`` over ``repeats`` calls, after one warm-up call."""
+    function()  # compilation, tracing, page faults
+    start = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    return (time.perf_counter() - start) / repeats
 
 
 def field_parser(description, name):

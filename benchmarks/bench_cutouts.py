@@ -13,7 +13,6 @@ Prints the figures and writes them to JSON.
 
 import resource
 import sys
-import time
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import FIELD, field_files, field_parser, write_results  # noqa: E402
+from _results import FIELD, field_files, field_parser, timed, write_results  # noqa: E402
 
 
 def read_frames(files, bands):
@@ -41,12 +40,6 @@ def cut(frames_or_paths, positions, size):
 
     return [multiband_cutout(frames_or_paths, position, size, reference_band="r")
             for position in positions]
-
-
-def timed(function, *args):
-    start = time.perf_counter()
-    result = function(*args)
-    return result, time.perf_counter() - start
 
 
 def traced_peak_mb(function, *args):

@@ -20,13 +20,12 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import field_parser, write_results  # noqa: E402
+from _results import field_parser, seconds_per_call, write_results  # noqa: E402
 
 BATCH = 16
 
@@ -51,14 +50,6 @@ def generator_flops(generator, size):
     return flops
 
 
-def seconds(function, repeats):
-    function()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        function()
-    return (time.perf_counter() - start) / repeats
-
-
 def worker(config, size, train):
     """Measure one configuration in this process; print JSON."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -71,7 +62,7 @@ def worker(config, size, train):
     cutouts = [rng.uniform(0, 1, (3, size, size)) for _ in range(BATCH)]
     repeats = 3 if config == "paper" else 10
     # The user's path: stretch, pad to the network's stride, generator, inverse stretch.
-    per_batch = seconds(lambda: model.recover(cutouts, batch_size=BATCH), repeats)
+    per_batch = seconds_per_call(lambda: model.recover(cutouts, batch_size=BATCH), repeats)
     network_size = max(size, model.size_multiple)
     result = {"config": config, "size": size, "network_size": network_size,
               "cutouts_per_s": BATCH / per_batch, "seconds_per_cutout": per_batch / BATCH,
@@ -86,7 +77,8 @@ def worker(config, size, train):
             raise ValueError(f"train at a multiple of {model.size_multiple} pixels")
         # train_on_batch runs the compiled train_step; the first call traces it.
         result["train_batch"] = step_batch
-        result["train_steps_per_s"] = 1 / seconds(lambda: gan.train_on_batch(pair, pair), 5)
+        step = seconds_per_call(lambda: gan.train_on_batch(pair, pair), 5)
+        result["train_steps_per_s"] = 1 / step
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     keras.backend.clear_session()
     print(json.dumps(result))
@@ -98,7 +90,7 @@ def matmul_gflops():
 
     a = tf.random.normal((2048, 2048))
     tf.matmul(a, a)
-    time_per = seconds(lambda: tf.matmul(a, a).numpy(), 5)
+    time_per = seconds_per_call(lambda: tf.matmul(a, a).numpy(), 5)
     return 2 * 2048 ** 3 / time_per / 1e9
 
 
@@ -106,7 +98,7 @@ def richardson_lucy_seconds(size):
     from galaxyml.restoration import deconvolve
 
     data = np.random.default_rng(0).uniform(0, 1, (3, size, size))
-    return seconds(lambda: deconvolve("Richardson-Lucy", data, 2.5, 10), 5)
+    return seconds_per_call(lambda: deconvolve("Richardson-Lucy", data, 2.5, 10), 5)
 
 
 def main(argv=None):

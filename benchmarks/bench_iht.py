@@ -19,22 +19,13 @@ figure beside it.
 """
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from _results import field_parser, write_results  # noqa: E402
-
-
-def seconds_per_call(function, repeats):
-    function()  # warm-up: compilation, page faults
-    start = time.perf_counter()
-    for _ in range(repeats):
-        function()
-    return (time.perf_counter() - start) / repeats
+from _results import field_parser, seconds_per_call, write_results  # noqa: E402
 
 
 def matrix_pass(operator, bits, repeats=20):

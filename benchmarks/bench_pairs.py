@@ -23,25 +23,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import FIELD, field_files, field_parser, write_results  # noqa: E402
-
-
-def timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - start
+from _results import FIELD, field_files, field_parser, timed, write_results  # noqa: E402
 
 
 def stage_times(pairs, stamps):
     """Seconds spent convolving, adding noise and stretching, over every pair."""
-    from astropy import units as u
-
-    from galaxyml.degrade import convolve_image, noise_to_add
+    from galaxyml.degrade import convolve_image, galaxygan_kernel, noise_to_add
     from galaxyml.degrade.core import _galaxygan_noise  # the recipe's own estimator
-    from galaxyml.psf import GaussianPSF
 
-    kernels = {fwhm: GaussianPSF(fwhm * u.arcsec).render() for fwhm in
-               np.unique(pairs.manifest["fwhm"].value)}
+    kernels = {fwhm: galaxygan_kernel(fwhm) for fwhm in np.unique(pairs.manifest["fwhm"].value)}
     stretch = pairs.stretch
     rng = np.random.default_rng(0)
     seconds = {"convolve": 0.0, "noise": 0.0, "stretch": 0.0}

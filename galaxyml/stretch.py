@@ -106,7 +106,6 @@ class GalaxyGANStretch(ImageStretch):
     """
 
     def __init__(self, clip_min=-0.1, clip_max=4.0, softening=10.0):
-        _check_range(clip_min, clip_max)
         self.softening = float(softening)
         width = clip_max - clip_min
         # astropy's AsinhStretch(a) is asinh(x / a) / asinh(1 / a); rescale to asinh(s x) / 3.

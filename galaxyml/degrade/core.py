@@ -19,7 +19,8 @@ from ..psf.measure import measure_fwhm
 from ..psf.models import GaussianPSF, PSFModel, check_odd, normalized_kernel
 
 __all__ = ["matching_kernel", "convolve_image", "background_std", "noise_to_add", "degrade",
-           "degrade_like_galaxygan", "GALAXYGAN_FWHM_GRID", "GALAXYGAN_SIGMA_GRID"]
+           "degrade_like_galaxygan", "galaxygan_kernel", "GALAXYGAN_FWHM_GRID",
+           "GALAXYGAN_SIGMA_GRID"]
 
 #: Extra blur FWHMs of the GalaxyGAN paper's test grid.
 GALAXYGAN_FWHM_GRID = (1.4, 1.8, 2.2, 2.5) * u.arcsec
@@ -344,7 +345,7 @@ def degrade_like_galaxygan(image, fwhm, sigma, seed=None):
         raise u.UnitConversionError(f"the GalaxyGAN recipe works in nanomaggies; the image "
                                     f"is in {unit}")
     bands = image.bands if isinstance(image, MultiBandCutout) else ("image",)
-    kernel = GaussianPSF(fwhm, pixel_scale=SDSS_PIXEL_SCALE).render()
+    kernel = galaxygan_kernel(fwhm)
     kernels = {band: kernel for band in bands}
     fwhms = {band: (None, fwhm) for band in bands}
     to_nmgy = u.Unit(unit).to(u.nanomaggy)
@@ -354,6 +355,13 @@ def degrade_like_galaxygan(image, fwhm, sigma, seed=None):
 
     # The paper's one-step formula, uncalibrated, as the reference code did.
     return _apply(image, kernels, sigma, seed, estimator, fwhms, calibrate=False)
+
+
+def galaxygan_kernel(fwhm):
+    """The extra blur of the GalaxyGAN recipe: a Gaussian of FWHM ``fwhm`` (arcsec) at
+    SDSS's pixel scale, holding +-2 FWHM (not truncated at 5 x 5).  It is also the
+    known PSF the deconvolution baselines undo."""
+    return GaussianPSF(u.Quantity(fwhm, u.arcsec), pixel_scale=SDSS_PIXEL_SCALE).render()
 
 
 def _apply(image, kernels, noise_factor, seed, estimator, fwhms, calibrate):

@@ -276,9 +276,12 @@ class GalaxyGAN:
                 places.append((number, origin))
         runs = [self._run(tiles, batch_size, training=False)] if not samples else \
             [self._run(tiles, batch_size, training=True) for _ in range(int(samples))]
+        picked_by_image = {}
+        for k, (number, _) in enumerate(places):
+            picked_by_image.setdefault(number, []).append(k)
         results = []
         for number, data in enumerate(arrays):
-            picked = [k for k, (n, _) in enumerate(places) if n == number]
+            picked = picked_by_image[number]
             origins = [places[k][1] for k in picked]
             draws = np.stack([
                 (self.stretch.inverse((_blend([run[k] for k in picked], origins,
@@ -310,7 +313,6 @@ class GalaxyGAN:
 
     def _wrap(self, image, mean, std, mask):
         mean = mean.astype(np.float32)
-        mean[mask] = np.where(np.isfinite(mean[mask]), mean[mask], 0.0)
         if isinstance(image, MultiBandCutout):
             unit_scale = image.unit.to("nmgy")
             return MultiBandCutout(mean / unit_scale, image.bands, image.wcs.deepcopy(),

@@ -7,7 +7,7 @@ from astropy.table import QTable
 from astropy.utils.console import ProgressBar
 
 from ..degrade.core import background_std
-from ..psf.models import GaussianPSF
+from ..degrade.core import galaxygan_kernel
 from .baselines import DECONVOLUTION_METHODS
 from .metrics import central_segment, flux_error, psnr, residual_rms, ssim
 
@@ -18,14 +18,10 @@ __all__ = ["ITERATION_CANDIDATES", "deconvolve", "tune_iterations", "evaluate_re
 ITERATION_CANDIDATES = (1, 2, 3, 5, 10, 20, 40)
 
 
-def _blur_kernel(fwhm):
-    return GaussianPSF(u.Quantity(fwhm, u.arcsec)).render()
-
-
 def deconvolve(method, data, fwhm, iterations):
     """Deconvolve each band of (n_bands, ny, nx) ``data`` by the known extra blur."""
     function = DECONVOLUTION_METHODS[method]
-    kernel = _blur_kernel(fwhm)
+    kernel = galaxygan_kernel(fwhm)
     return np.stack([function(plane, kernel, iterations) for plane in data])
 
 
