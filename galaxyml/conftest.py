@@ -92,13 +92,17 @@ def training_field(tmp_path_factory):
     return field, images, catalog
 
 
+#: Logical CPU devices of the test session (replicas of the tf.distribute tests).
+LOGICAL_CPUS = 8
+
+
 def pytest_configure(config):
-    """Split the CPU into 2 logical devices, so tf.distribute tests have replicas to use."""
+    """Split the CPU into 8 logical devices, so tf.distribute tests have replicas to use."""
     try:
         import tensorflow as tf
 
         cpus = tf.config.list_physical_devices("CPU")
         tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS)
     except RuntimeError:  # TensorFlow already initialised its devices
         pass

@@ -40,6 +40,11 @@ __all__ = [
     "BandMismatchError",
     "ImageTooSmallError",
     "ModelTypeError",
+    "DistributeError",
+    "CollectiveDtypeError",
+    "NonFloatWeightsError",
+    "ByzantineCountError",
+    "AggregationConflictError",
     "GalaxymlWarning",
     "NonFinitePixelsWarning",
     "CutoutPartiallyOffImageWarning",
@@ -159,6 +164,26 @@ class ImageTooSmallError(GalaxymlError, ValueError):
 
 class ModelTypeError(GalaxymlError, ValueError):
     """A model file holds a different kind of galaxyml model (or none)."""
+
+
+class DistributeError(GalaxymlError, ValueError):
+    """Base class of problems with distributed gradient aggregation."""
+
+
+class CollectiveDtypeError(DistributeError, TypeError):
+    """A strategy's collectives cannot carry the packed words a gradient exchange sends."""
+
+
+class NonFloatWeightsError(DistributeError, TypeError):
+    """A model to be trained by sign votes has trainable weights that are not floats."""
+
+
+class ByzantineCountError(DistributeError):
+    """A simulated Byzantine count is negative, or half the replicas or more."""
+
+
+class AggregationConflictError(DistributeError):
+    """An aggregator is paired with an optimizer that aggregates gradients itself."""
 
 
 class GalaxymlWarning(AstropyUserWarning):

@@ -78,19 +78,23 @@ class GalaxyGAN:
     # Training ---------------------------------------------------------------------------
 
     def build_trainer(self, aggregator=None, learning_rate=2e-4, beta_1=0.5):
-        """The `ConditionalGAN` that trains this model's generator (call in a strategy scope)."""
+        """The `ConditionalGAN` that trains this model's generator (call in a strategy scope).
+
+        The optimizers are the aggregator's
+        (`~galaxyml.distribute.GradientAggregator.make_optimizer`): Adam with
+        ``beta_1`` for the float mean, Signum with momentum ``beta_1`` for the
+        majority vote.
+        """
         filters = NETWORK_CONFIGS[self.config]["discriminator_filters"]
         discriminator = patchgan_discriminator(len(self.bands), len(self.bands), filters,
                                                seed=self.seed + 1000)
         weight = self.l1_weight
         gan = ConditionalGAN(self.generator, discriminator, aggregator=aggregator,
                              reconstruction=lambda t, g: l1_reconstruction(t, g, weight))
-        # Adam with beta_1 = 0.5, really passed (the TF port of the paper kept 0.9).
-        gan.compile(keras.optimizers.Adam(learning_rate, beta_1=beta_1),
-                    keras.optimizers.Adam(learning_rate, beta_1=beta_1))
-        # Create the optimizers' slots now, in the strategy's scope, not lazily in a replica.
-        gan.generator_optimizer.build(self.generator.trainable_variables)
-        gan.discriminator_optimizer.build(discriminator.trainable_variables)
+        # beta_1 = 0.5 really passed to Adam (the TF port of the paper kept 0.9).
+        gan.compile(gan.aggregator.make_optimizer(learning_rate, beta_1),
+                    gan.aggregator.make_optimizer(learning_rate, beta_1))
+        gan.build_aggregation()
         return gan
 
     def train(self, pairs, steps, batch_size=8, validation=None, checkpoint_dir=None,
@@ -107,10 +111,15 @@ class GalaxyGAN:
             resumes.
         strategy : `tf.distribute.Strategy`, optional
             Train under it (for example `tf.distribute.MirroredStrategy`).
-        aggregator : `~galaxyml.gan.GradientAggregator`, optional
-            How replicas combine gradients; Keras's mean by default.
-        learning_rate, beta_1 : float
-            Adam's parameters, the paper's 2e-4 and 0.5 by default.
+        aggregator : str or `~galaxyml.distribute.GradientAggregator`, optional
+            How replicas combine gradients: ``"mean"`` (Keras's float
+            all-reduce, with Adam; the default) or ``"majority_vote"``
+            (signSGD with majority vote, with Signum).
+        learning_rate : float or `keras.optimizers.schedules.LearningRateSchedule`
+            The paper's 2e-4 by default.
+        beta_1 : float
+            First-moment decay (Adam's beta_1, Signum's momentum), the
+            paper's 0.5 by default.
 
         Returns
         -------
@@ -138,7 +147,8 @@ class GalaxyGAN:
                           checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                           validation=validation, log_path=log_path, progress=progress)
         self.card.setdefault("training", {}).update(
-            steps=steps, batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1,
+            steps=steps, batch_size=batch_size, learning_rate=_describe(learning_rate),
+            beta_1=beta_1,
             l1_weight=self.l1_weight, seed=self.seed, n_pairs=len(pairs),
             strategy=type(strategy).__name__ if strategy else "default",
             aggregator=type(gan.aggregator).__name__)
@@ -326,6 +336,13 @@ class GalaxyGAN:
                            uncertainty=uncertainty, mask=mask[0],
                            meta=dict(image.meta, recovered_by=_MODEL_TYPE))
         return mean if std is None else (mean, std)
+
+
+def _describe(learning_rate):
+    """A learning rate for the model card: the number, or the schedule's configuration."""
+    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        return keras.optimizers.schedules.serialize(learning_rate)
+    return float(learning_rate)
 
 
 def _inpaint(data, mask):

@@ -2,40 +2,19 @@
 """A conditional GAN (pix2pix) as a Keras model, trainable under any tf.distribute strategy.
 
 `ConditionalGAN.train_step` computes the losses of both networks on each
-replica and hands the gradients to a `GradientAggregator`, the one piece
-that decides how replicas combine them; the default is Keras's own
-all-reduce (the mean over replicas), and the signSGD majority vote can
-replace it without touching the GAN.
+replica and hands the gradients to a `~galaxyml.distribute.GradientAggregator`,
+the one piece that decides how replicas combine them: Keras's own float
+all-reduce by default, or the signSGD majority vote
+(`~galaxyml.distribute.MajorityVote`), without touching the GAN.
 """
 
 import keras
 import tensorflow as tf
 from keras import ops
 
-__all__ = ["GradientAggregator", "MeanAggregator", "ConditionalGAN", "l1_reconstruction"]
+from ..distribute import get_aggregator
 
-
-class GradientAggregator:
-    """How the gradients of the replicas become one update.
-
-    Subclasses implement `apply`, called in each replica's context with
-    that replica's gradients (of a loss already divided by the number of
-    replicas).
-    """
-
-    def apply(self, optimizer, gradients, variables):
-        """Combine ``gradients`` across replicas and update ``variables``."""
-        raise NotImplementedError
-
-    def get_config(self):
-        return {"name": type(self).__name__}
-
-
-class MeanAggregator(GradientAggregator):
-    """Keras's own aggregation: an all-reduce sum of the (pre-divided) gradients."""
-
-    def apply(self, optimizer, gradients, variables):
-        optimizer.apply_gradients(zip(gradients, variables))
+__all__ = ["ConditionalGAN", "l1_reconstruction"]
 
 
 def _to_tanh_range(data):
@@ -77,8 +56,9 @@ class ConditionalGAN(keras.Model):
     reconstruction : callable, optional
         ``reconstruction(target, generated) -> scalar``; `l1_reconstruction`
         with weight 100 by default.
-    aggregator : `GradientAggregator`, optional
-        `MeanAggregator` by default.
+    aggregator : str or `~galaxyml.distribute.GradientAggregator`, optional
+        ``"mean"`` (`~galaxyml.distribute.MeanAggregator`, the default) or
+        ``"majority_vote"`` (`~galaxyml.distribute.MajorityVote`).
     """
 
     def __init__(self, generator, discriminator, reconstruction=None, aggregator=None, **kwargs):
@@ -86,7 +66,7 @@ class ConditionalGAN(keras.Model):
         self.generator = generator
         self.discriminator = discriminator
         self.reconstruction = reconstruction or l1_reconstruction
-        self.aggregator = aggregator or MeanAggregator()
+        self.aggregator = get_aggregator(aggregator)
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("g_loss", "g_gan", "g_reconstruction", "d_loss", "l1")}
 
@@ -95,6 +75,15 @@ class ConditionalGAN(keras.Model):
         super().compile(**kwargs)
         self.generator_optimizer = generator_optimizer
         self.discriminator_optimizer = discriminator_optimizer
+
+    def build_aggregation(self):
+        """Create the optimizers' and the aggregator's state (in the strategy's scope).
+
+        Slots made here, not lazily inside a replica, where variables cannot be created.
+        """
+        self.aggregator.build(self.discriminator_optimizer,
+                              self.discriminator.trainable_variables)
+        self.aggregator.build(self.generator_optimizer, self.generator.trainable_variables)
 
     @property
     def metrics(self):

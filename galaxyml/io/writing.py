@@ -37,7 +37,7 @@ def provenance_header(operation, inputs=(), header=None):
 
     header = fits.Header() if header is None else header
     inputs = [str(path) for path in inputs]
-    header["GMLVERS"] = (__version__, "galaxyml version that wrote this file")
+    header["GMLVERS"] = (__version__, "galaxyml version")  # short: dev versions are long
     header["GMLOP"] = (operation, "galaxyml operation that made this file")
     header["GMLDATE"] = (datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                          "UTC time of writing")

@@ -9,8 +9,8 @@ from astropy import units as u
 
 from galaxyml.datasets import make_galaxygan_pairs
 from galaxyml.exceptions import BandMismatchError, ImageTooSmallError, ModelTypeError
-from galaxyml.gan import (NETWORK_CONFIGS, GalaxyGAN, MeanAggregator, patchgan_discriminator,
-                          unet_generator)
+from galaxyml.distribute import MajorityVote, MeanAggregator
+from galaxyml.gan import NETWORK_CONFIGS, GalaxyGAN, patchgan_discriminator, unet_generator
 from galaxyml.io import MultiBandCutout
 
 
@@ -74,11 +74,17 @@ def test_resumed_run_reaches_the_same_weights(pairs, tmp_path):
     assert log[0].startswith("epoch") and len(log) == 3
 
 
-def test_training_under_mirrored_strategy(pairs):
+@pytest.fixture(scope="module")
+def strategy():
+    """One MirroredStrategy for the module: TF keys collectives per strategy object, so
+    several that run collectives in one process clash."""
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs 2 logical CPU devices (configured by galaxyml's conftest)")
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+
+
+def test_training_under_mirrored_strategy(pairs, strategy):
     model = GalaxyGAN(seed=1)
     history = model.train(pairs.subset("train"), steps=4, batch_size=4, checkpoint_every=2,
                           strategy=strategy, progress=False)
@@ -159,3 +165,28 @@ def test_pretrained_model_is_shipped():
     training = model.card["training"]
     assert "scripts/train_galaxygan.py" in training["command"]
     assert training["field"] == "2583-2-136"
+
+
+def test_majority_vote_training_resumes_exactly(pairs, strategy, tmp_path):
+    """Per-replica momenta are checkpointed: a resumed run reaches the same weights."""
+    train = pairs.subset("train")
+
+    def run(steps, directory, aggregator="majority_vote"):
+        model = GalaxyGAN(seed=2)
+        model.train(train, steps=steps, batch_size=4, checkpoint_dir=directory,
+                    checkpoint_every=2, strategy=strategy, aggregator=aggregator,
+                    progress=False)
+        return model
+
+    vote = MajorityVote()
+    straight = run(4, tmp_path / "straight", vote)
+    # One 1-bit word per 32 parameters of each network, per step and replica.
+    discriminator = patchgan_discriminator(3, 3, NETWORK_CONFIGS["small"]["discriminator_filters"])
+    words = sum(-(-sum(int(np.prod(v.shape)) for v in network.trainable_variables) // 32)
+                for network in (straight.generator, discriminator))
+    assert vote.bytes_per_step() == 4 * words
+    run(2, tmp_path / "killed")
+    resumed = run(4, tmp_path / "killed")
+    for a, b in zip(straight.generator.get_weights(), resumed.generator.get_weights()):
+        assert np.array_equal(a, b)
+    assert straight.card["training"]["aggregator"] == "MajorityVote"

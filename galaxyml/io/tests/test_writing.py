@@ -17,6 +17,15 @@ def test_provenance_header():
     assert "galaxyml input 1: /data/a.fits" in str(header["HISTORY"])
 
 
+def test_development_versions_fit_in_the_header(tmp_path, monkeypatch):
+    """A setuptools_scm version of a dirty checkout is long; its card must stay valid."""
+    monkeypatch.setattr("galaxyml.__version__", "0.1.dev18+g687d57cd1.d20261121")
+    header = provenance_header("testing")
+    write_fits(fits.HDUList([fits.PrimaryHDU(np.zeros((2, 2)), header=header)]),
+               tmp_path / "out.fits")    # warnings are errors in the test suite
+    assert fits.getheader(tmp_path / "out.fits")["GMLVERS"].endswith(".d20261121")
+
+
 def test_write_fits_refuses_existing_and_inputs(tmp_path):
     hdul = fits.HDUList([fits.PrimaryHDU(np.zeros((2, 2)))])
     path = write_fits(hdul, tmp_path / "out.fits")
