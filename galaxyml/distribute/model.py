@@ -50,9 +50,10 @@ class AggregatedTrainStep:
         weights = self.trainable_weights
         self.aggregator.apply(self.optimizer, tape.gradient(loss, weights), weights)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
         for metric in self.metrics:
             if metric.name == "loss":  # Keras's loss tracker: the undivided mean loss
-                metric.update_state(loss * replicas, sample_weight=tf.shape(y_pred)[0])
+                metric.update_state(loss * replicas, sample_weight=batch)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
