@@ -15,7 +15,8 @@ import tensorflow as tf
 
 __all__ = ["train_loop", "evaluate_loop", "sync_replica_statistics"]
 
-# Per model, the tf.functions of its loops, traced once and reused by later calls.
+# Per model, the tf.functions of its loops (traced once, reused by later calls) and
+# whether its compiled metrics are built.
 _FUNCTIONS = weakref.WeakKeyDictionary()
 
 
@@ -39,17 +40,21 @@ def _global_batches(dataset):
 
 
 def _build_state(model, dataset, strategy):
-    """Create the compiled loss's and metrics' variables in the strategy's scope.
+    """Create the compiled loss's and metrics' variables in the strategy's scope, once.
 
-    Keras creates them lazily, which inside a replica is not allowed.
+    Keras creates them lazily, which inside a replica is not allowed.  The
+    metrics are reset at every call.
     """
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(next(iter(dataset)))
-    with strategy.scope():
-        y_pred = model(x, training=False)
-        if model.loss is not None:  # a compiled loss (custom train steps may have none)
-            model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                               training=False)
-        model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+    built = _FUNCTIONS.setdefault(model, {})
+    if ("state", id(strategy)) not in built:
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(next(iter(dataset)))
+        with strategy.scope():
+            y_pred = model(x, training=False)
+            if model.loss is not None:  # a compiled loss (custom train steps may have none)
+                model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                   training=False)
+            model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        built[("state", id(strategy))] = True
     model.reset_metrics()
 
 

@@ -92,7 +92,9 @@ def fit_gan(gan, pairs, steps, batch_size=8, seed=0, checkpoint_dir=None, checkp
     strategy = gan.distribute_strategy
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     worker = (strategy.cluster_resolver.task_id or 0) if multi_worker else 0
-    callbacks = [_SyncStatistics()]   # before the checkpoint: every replica saves the same
+    # Before the checkpoint, so that every replica saves the same; train_loop (several
+    # workers) averages the statistics itself.
+    callbacks = [] if multi_worker else [_SyncStatistics()]
     if checkpoint_dir is not None:
         if multi_worker:  # each worker keeps its own replicas' momenta
             checkpoint_dir = Path(checkpoint_dir) / f"worker-{worker}"
