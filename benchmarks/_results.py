@@ -1,17 +1,60 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""What the benchmarks share: timers, the real field's location, writing figures to JSON."""
+"""What the benchmarks share: cases in child processes, timers, the real field, JSON output."""
 
 import argparse
 import json
 import os
 import platform
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIELD = (2583, 2, 136)
-DEFAULT_FIELD = REPO.parent / "shared" / "data" / "sdss" / "2583-2-136"
+CASE_FLAG = "--case"
+
+
+def run_case(script, case, *arguments):
+    """Run ``case`` of the benchmark ``script`` in a fresh Python process.
+
+    The child (`run_requested_case` in the script's ``main``) calls the
+    case's function with ``arguments`` (as strings), and reports its result
+    (a dict) with ``seconds`` (its wall time, or the ``seconds`` it
+    measured itself) and ``peak_rss_mib`` (the child's peak resident
+    memory).  The child prints to the terminal as it goes.
+
+    Returns
+    -------
+    figures : dict
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        output = Path(scratch) / "case.json"
+        subprocess.run([sys.executable, str(script), CASE_FLAG, case, str(output),
+                        *map(str, arguments)], check=True, cwd=REPO)
+        return json.loads(output.read_text())
+
+
+def run_requested_case(cases, argv=None):
+    """In a child started by `run_case`: run the case, write its figures, and return True.
+
+    Returns False when this process is not such a child.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] != CASE_FLAG:
+        return False
+    name, output, arguments = argv[1], Path(argv[2]), argv[3:]
+    start = time.perf_counter()
+    result = cases[name](*arguments)
+    seconds = time.perf_counter() - start
+    figures = dict(result) if isinstance(result, dict) else {}
+    if isinstance(result, float):  # the case timed itself, leaving out its set-up
+        figures["seconds"] = result
+    figures.setdefault("seconds", seconds)
+    figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    output.write_text(json.dumps(figures))
+    return True
 
 
 def timed(function, *args, **kwargs):
@@ -34,22 +77,32 @@ def field_parser(description, name):
     """An argument parser with ``--field-dir`` and ``--output`` (results/NAME.json)."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--field-dir", type=Path,
-                        default=Path(os.environ.get("GALAXYML_TEST_SDSS_DIR", DEFAULT_FIELD)))
+    parser.add_argument("--field-dir", type=Path, default=None,
+                        help="directory of the real field 2583-2-136 (default: where "
+                             "galaxyml.datasets.example_field finds it)")
     parser.add_argument("--output", type=Path,
                         default=REPO / "benchmarks" / "results" / f"{name}.json")
     return parser
 
 
 def field_files(field_dir, bands):
-    """The real field's files, or None (saying why) where it is not there."""
-    if not (field_dir / "frame-r-002583-2-0136.fits.bz2").exists():
-        print(f"SKIPPED: the real SDSS field is not at {field_dir} "
-              "(pass --field-dir or set GALAXYML_TEST_SDSS_DIR)", file=sys.stderr)
-        return None
-    from galaxyml.datasets import sdss_field_files
+    """The real field's files, or None (saying why) where they are not there."""
+    from galaxyml.datasets import EXAMPLE_FIELD, example_field, sdss_field_files
+    from galaxyml.exceptions import SDSSDataNotFoundError
 
-    return sdss_field_files(*FIELD, bands=bands, data_dirs=[field_dir.parent], download=False)
+    try:
+        return (example_field(bands) if field_dir is None else sdss_field_files(
+            *EXAMPLE_FIELD, bands=bands, data_dirs=[field_dir, field_dir.parent],
+            download=False)) or _missing(field_dir)
+    except SDSSDataNotFoundError:
+        return _missing(field_dir)
+
+
+def _missing(field_dir):
+    where = field_dir or "../shared/data/sdss or $GALAXYML_SDSS_DIR"
+    print(f"SKIPPED: the real SDSS field 2583-2-136 is not at {where} (pass --field-dir)",
+          file=sys.stderr)
+    return None
 
 
 def write_results(results, path):

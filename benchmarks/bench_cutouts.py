@@ -11,7 +11,6 @@ Prints the figures and writes them to JSON.
         [--n-baseline 10] [--output benchmarks/results/bench_cutouts.json]
 """
 
-import resource
 import sys
 import tracemalloc
 import warnings
@@ -20,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import FIELD, field_files, field_parser, timed, write_results  # noqa: E402
+from _results import (field_files, field_parser, run_case, run_requested_case, timed,  # noqa: E402
+                      write_results)
 
 
 def read_frames(files, bands):
@@ -51,16 +51,21 @@ def traced_peak_mb(function, *args):
         tracemalloc.stop()
 
 
-def main(argv=None):
+def parser():
     parser = field_parser(__doc__, "bench_cutouts")
     parser.add_argument("--n-stamps", type=int, default=100)
     parser.add_argument("--n-baseline", type=int, default=10,
                         help="stamps cut by the naive baseline (it re-reads 3 frames per stamp)")
     parser.add_argument("--size", type=int, default=128)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def measure(*argv):
+    """The benchmark itself, run in a child process by `main`: its figures."""
+    args = parser().parse_args(argv)
     files = field_files(args.field_dir, "ugriz")
     if files is None:
-        return 0
+        return {"skipped": True}
 
     warnings.simplefilter("ignore")  # FITS header fixes are not what is measured
 
@@ -88,14 +93,13 @@ def main(argv=None):
     n_traced = min(20, n_stamps)
     cut_peak = traced_peak_mb(cut, gri, positions[:n_traced], args.size)
     baseline_peak = traced_peak_mb(cut, paths, positions[:2], args.size)
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak traced memory: cutting {n_traced} stamps {cut_peak:.0f} MiB, "
-          f"baseline per 2 stamps {baseline_peak:.0f} MiB; process peak RSS {peak_rss:.0f} MiB")
+          f"baseline per 2 stamps {baseline_peak:.0f} MiB")
 
     mask_fraction = float(np.mean([stamp.mask.mean() for stamp in stamps]))
     results = {
         "benchmark": "bench_cutouts",
-        "field": "-".join(map(str, FIELD)),
+        "field": "2583-2-136",
         "stamp_size": args.size, "bands": "gri",
         "read_five_frames_s": read_seconds,
         "n_stamps": n_stamps, "cut_s": cut_seconds, "stamps_per_s": rate,
@@ -104,9 +108,20 @@ def main(argv=None):
         "baseline_stamps_per_s": baseline_rate, "speedup_vs_baseline": rate / baseline_rate,
         "cut_peak_traced_mib": cut_peak, "cut_peak_traced_n_stamps": n_traced,
         "baseline_peak_traced_mib_per_2_stamps": baseline_peak,
-        "process_peak_rss_mib": peak_rss,
         "mean_masked_fraction": mask_fraction,
     }
+    return results
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if run_requested_case({"cutouts": measure}, argv):
+        return 0
+    args = parser().parse_args(argv)
+    results = run_case(__file__, "cutouts", *argv)
+    if results.get("skipped"):
+        return 0
+    print(f"process peak RSS {results['peak_rss_mib']:.0f} MiB, {results['seconds']:.1f} s")
     write_results(results, args.output)
     return 0
 

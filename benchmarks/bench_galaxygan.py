@@ -15,17 +15,15 @@ no worse than 3x).  Prints the figures and writes them to JSON.
     python benchmarks/bench_galaxygan.py [--output benchmarks/results/bench_galaxygan.json]
 """
 
-import json
 import os
-import resource
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import field_parser, seconds_per_call, write_results  # noqa: E402
+from _results import (field_parser, run_case, run_requested_case,  # noqa: E402
+                      seconds_per_call, write_results)
 
 BATCH = 16
 
@@ -51,10 +49,11 @@ def generator_flops(generator, size):
 
 
 def worker(config, size, train):
-    """Measure one configuration in this process; print JSON."""
+    """Measure one configuration in this process (a child started by `run_case`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
+    from galaxyml.exceptions import InvalidParameterError
     from galaxyml.gan import GalaxyGAN
 
     model = GalaxyGAN(config=config)
@@ -74,14 +73,13 @@ def worker(config, size, train):
         step_batch = 8 if config == "small" else 1
         pair = batch[:step_batch] if size % model.size_multiple == 0 else None
         if pair is None:
-            raise ValueError(f"train at a multiple of {model.size_multiple} pixels")
+            raise InvalidParameterError(f"train at a multiple of {model.size_multiple} pixels")
         # train_on_batch runs the compiled train_step; the first call traces it.
         result["train_batch"] = step_batch
         step = seconds_per_call(lambda: gan.train_on_batch(pair, pair), 5)
         result["train_steps_per_s"] = 1 / step
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     keras.backend.clear_session()
-    print(json.dumps(result))
+    return result
 
 
 def matmul_gflops():
@@ -94,6 +92,11 @@ def matmul_gflops():
     return 2 * 2048 ** 3 / time_per / 1e9
 
 
+def measure_configuration(config, size, mode):
+    """`worker` with the arguments `run_case` passes (strings)."""
+    return worker(config, int(size), mode == "train")
+
+
 def richardson_lucy_seconds(size):
     from galaxyml.restoration import deconvolve
 
@@ -102,8 +105,7 @@ def richardson_lucy_seconds(size):
 
 
 def main(argv=None):
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "train")
+    if run_requested_case({"worker": measure_configuration}, argv):
         return 0
     parser = field_parser(__doc__, "bench_galaxygan")
     args = parser.parse_args(argv)
@@ -111,10 +113,7 @@ def main(argv=None):
     for config in ("small", "paper"):
         for size in (128, 256):
             train = size == (128 if config == "small" else 256)
-            output = subprocess.run([sys.executable, __file__, "--worker", config, str(size),
-                                     "train" if train else "infer"], capture_output=True,
-                                    text=True, check=True).stdout
-            result = json.loads(output.strip().splitlines()[-1])
+            result = run_case(__file__, "worker", config, size, "train" if train else "infer")
             result["richardson_lucy_s_per_cutout"] = richardson_lucy_seconds(size)
             runs.append(result)
             padded = (f" (padded to {result['network_size']})"

@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from _results import field_parser, seconds_per_call, write_results  # noqa: E402
+from _results import (field_parser, run_case, run_requested_case,  # noqa: E402
+                      seconds_per_call, write_results)
 
 
 def matrix_pass(operator, bits, repeats=20):
@@ -48,13 +49,18 @@ def _number(value):
     return float(getattr(value, "value", value))
 
 
-def main(argv=None):
+def parser():
+    parser = field_parser(__doc__, "bench_iht")
+    parser.add_argument("--n-skies", type=int, default=3)
+    return parser
+
+
+def measure(*argv):
+    """The benchmark itself, run in a child process by `main`: its figures."""
     import evaluate_iht
     from galaxyml.radio import MeasurementOperator, SkyGrid
 
-    parser = field_parser(__doc__, "bench_iht")
-    parser.add_argument("--n-skies", type=int, default=3)
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     script_args = evaluate_iht.parser().parse_args(
         ["--n-skies", str(args.n_skies), "--overwrite",
          "--output", str(args.output.parent / "bench_iht")])
@@ -93,6 +99,16 @@ def main(argv=None):
         "matrix_pass_small_s": small_times, "matrix_pass_small_bytes": small_bytes,
         "small_problem": repr(small),
     }
+    return results
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if run_requested_case({"iht": measure}, argv):
+        return 0
+    args = parser().parse_args(argv)
+    results = run_case(__file__, "iht", *argv)
+    print(f"process peak RSS {results['peak_rss_mib']:.0f} MiB, {results['seconds']:.1f} s")
     write_results(results, args.output)
     return 0
 

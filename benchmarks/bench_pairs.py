@@ -14,7 +14,6 @@ them to JSON.
         [--output benchmarks/results/bench_pairs.json]
 """
 
-import resource
 import sys
 import time
 import warnings
@@ -23,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import FIELD, field_files, field_parser, timed, write_results  # noqa: E402
+from _results import (field_files, field_parser, run_case, run_requested_case, timed,  # noqa: E402
+                      write_results)
 
 
 def stage_times(pairs, stamps):
     """Seconds spent convolving, adding noise and stretching, over every pair."""
     from galaxyml.degrade import convolve_image, galaxygan_kernel, noise_to_add
-    from galaxyml.degrade.core import _galaxygan_noise  # the recipe's own estimator
+    from galaxyml.degrade import galaxygan_noise  # the recipe's own estimator
 
     kernels = {fwhm: galaxygan_kernel(fwhm) for fwhm in np.unique(pairs.manifest["fwhm"].value)}
     stretch = pairs.stretch
@@ -41,7 +41,7 @@ def stage_times(pairs, stamps):
             start = time.perf_counter()
             blurred, _ = convolve_image(plane, kernels[row["fwhm"].value])
             middle = time.perf_counter()
-            added = noise_to_add(_galaxygan_noise(blurred), row["sigma"] * _galaxygan_noise(plane))
+            added = noise_to_add(galaxygan_noise(blurred), row["sigma"] * galaxygan_noise(plane))
             noisy = blurred + rng.normal(0.0, added, plane.shape)
             end = time.perf_counter()
             stretch(noisy, warn=False)
@@ -51,17 +51,21 @@ def stage_times(pairs, stamps):
     return seconds
 
 
-def main(argv=None):
+def parser():
     parser = field_parser(__doc__, "bench_pairs")
     parser.add_argument("--size", type=int, default=128)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def measure(*argv):
+    """The benchmark itself, run in a child process by `main`: its figures."""
+    args = parser().parse_args(argv)
     files = field_files(args.field_dir, "gri")
     if files is None:
-        return 0
+        return {"skipped": True}
 
     warnings.simplefilter("ignore")  # FITS header fixes are not what is measured
-    from galaxyml.datasets import galaxy_catalog, make_galaxygan_pairs
-    from galaxyml.datasets.pairs import _cut_stamps
+    from galaxyml.datasets import cut_galaxy_stamps, galaxy_catalog, make_galaxygan_pairs
 
     frames, read_seconds = timed(files.read, "gri")
     catalog, select_seconds = timed(galaxy_catalog, frames, size=args.size)
@@ -79,7 +83,7 @@ def main(argv=None):
           f"stamps cut in {build_seconds:.2f} s, pairs made in {make_seconds:.2f} s; "
           f"{rate:.1f} pairs/s end to end, {n_pairs / make_seconds:.1f} pairs/s once cut")
 
-    stamps, cut_seconds = timed(_cut_stamps, frames, tuple("gri"), catalog, args.size, "r",
+    stamps, cut_seconds = timed(cut_galaxy_stamps, frames, tuple("gri"), catalog, args.size, "r",
                                 False)
     stages = stage_times(pairs, stamps)
     # Making a pair also propagates the uncertainty (a second convolution) and copies the WCS.
@@ -89,11 +93,9 @@ def main(argv=None):
     for name in ("cut", "convolve", "noise", "stretch", "other"):
         print(f"  {name:9s} {stages[name]:6.2f} s  {100 * stages[name] / accounted:5.1f}%  "
               f"({1e3 * stages[name] / n_pairs:.2f} ms per pair)")
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"process peak RSS {peak_rss:.0f} MiB")
 
     results = {
-        "benchmark": "bench_pairs", "field": "-".join(map(str, FIELD)),
+        "benchmark": "bench_pairs", "field": "2583-2-136",
         "stamp_size": args.size, "bands": "gri", "grid_cells": 20,
         "read_frames_s": read_seconds, "select_s": select_seconds,
         "n_galaxies": n_galaxies, "n_pairs": n_pairs, "selection": catalog.meta["selection"],
@@ -101,8 +103,19 @@ def main(argv=None):
         "pairs_per_s": rate, "pairs_per_s_once_cut": n_pairs / make_seconds,
         "stage_seconds": stages,
         "stage_fraction": {name: value / accounted for name, value in stages.items()},
-        "process_peak_rss_mib": peak_rss,
     }
+    return results
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if run_requested_case({"pairs": measure}, argv):
+        return 0
+    args = parser().parse_args(argv)
+    results = run_case(__file__, "pairs", *argv)
+    if results.get("skipped"):
+        return 0
+    print(f"process peak RSS {results['peak_rss_mib']:.0f} MiB, {results['seconds']:.1f} s")
     write_results(results, args.output)
     return 0
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import REPO, field_parser, write_results  # noqa: E402
+from _results import field_parser, run_case, run_requested_case, write_results  # noqa: E402
 
 SECTIONS = ("traffic", "overhead", "digits", "byzantine4", "byzantine7", "galaxygan",
             "multiworker")
@@ -51,15 +51,16 @@ def _tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    cpus = tf.config.list_physical_devices("CPU")
-    tf.config.set_logical_device_configuration(
-        cpus[0], [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS)
+    from galaxyml.distribute import split_cpu
+
+    split_cpu(LOGICAL_CPUS)
     return tf
 
 
 def _mirrored(tf, replicas):
-    return tf.distribute.MirroredStrategy(
-        [d.name for d in tf.config.list_logical_devices("CPU")[:replicas]])
+    from galaxyml.distribute import cpu_strategy
+
+    return cpu_strategy(replicas)
 
 
 def _gan(strategy, aggregation, optimizer="default", size=64, seed=0):
@@ -261,7 +262,7 @@ def section_byzantine7():
     return _byzantine(7, 3)
 
 
-def section_galaxygan(field_dir, steps=600, size=64):
+def section_galaxygan(field_dir=None, steps=600, size=64):
     tf = _tensorflow()
     from _results import field_files
 
@@ -269,7 +270,7 @@ def section_galaxygan(field_dir, steps=600, size=64):
     from galaxyml.distribute import MajorityVote, MeanAggregator, WarmupStepSchedule
     from galaxyml.gan import GalaxyGAN
 
-    files = field_files(Path(field_dir), "gri")
+    files = field_files(None if field_dir is None else Path(field_dir), "gri")
     if files is None:
         return {"skipped": "the real SDSS field is not there"}
     frames = files.read()
@@ -338,17 +339,16 @@ def section_multiworker(workers=4):
 # Driver ---------------------------------------------------------------------------------
 
 
+def _section_case(name):
+    """Section ``name`` as a `run_case` case (the GalaxyGAN section takes the field directory)."""
+    function = globals()[f"section_{name}"]
+    return lambda *field_dir: function(*field_dir) if name == "galaxygan" else function()
+
+
 def run_section(name, field_dir):
     """Run one section in a fresh process (its own logical devices and collectives)."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
-        path = Path(handle.name)
-    command = [sys.executable, __file__, "--section", name, "--section-output", str(path),
-               "--field-dir", str(field_dir)]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=REPO)
-    result = json.loads(path.read_text())
-    result["section_seconds"] = time.perf_counter() - start
-    path.unlink()
+    result = run_case(__file__, name, *([] if field_dir is None else [field_dir]))
+    result["section_seconds"] = result["seconds"]
     return result
 
 
@@ -370,14 +370,10 @@ def plot(results, path):
 def main(argv=None):
     parser = field_parser(__doc__.splitlines()[1], "bench_signsgd")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
-    parser.add_argument("--section", choices=SECTIONS, help=argparse_hidden())
-    parser.add_argument("--section-output", type=Path, help=argparse_hidden())
-    args = parser.parse_args(argv)
-    if args.section:
-        function = globals()[f"section_{args.section}"]
-        result = function(args.field_dir) if args.section == "galaxygan" else function()
-        args.section_output.write_text(json.dumps(result, indent=2))
+    cases = {name: _section_case(name) for name in SECTIONS}
+    if run_requested_case(cases, argv):
         return
+    args = parser.parse_args(argv)
     results = {}
     for name in args.sections:
         print(f"{name} ...", flush=True)
@@ -388,12 +384,6 @@ def main(argv=None):
         results = {**json.loads(args.output.read_text()), **results}
     plot(results, args.output.with_suffix(".png"))
     write_results(results, args.output)
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -17,15 +17,13 @@ memory (resident set size) is its own:
 """
 
 import argparse
-import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_results  # noqa: E402
+from _results import run_case, run_requested_case, write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,36 +75,33 @@ CASES = {"imports": case_imports, "e13": case_e13, "tk": case_tk, "stingray": ca
 
 
 def run_child(name, *arguments):
-    """Run one case in a fresh interpreter: seconds and peak RSS in MiB."""
-    command = [sys.executable, __file__, "--case", name, *map(str, arguments)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    """Run one case in a fresh interpreter (imports done first): seconds and peak RSS in MiB."""
+    return run_case(__file__, name, *arguments)
 
 
-def child(name, arguments):
-    case = CASES[name]
-    case_imports()  # import time is not what is measured
-    if name == "stingray":
-        import stingray  # noqa: F401
-    start = time.perf_counter()
-    inner = case(*arguments)
-    seconds = inner if isinstance(inner, float) else time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak}))
+def _after_imports(name, case):
+    """``case`` with the imports done first (import time is not what is measured)."""
+    def run(*arguments):
+        case_imports()
+        if name == "stingray":
+            import stingray  # noqa: F401
+        start = time.perf_counter()
+        inner = case(*arguments)
+        return inner if isinstance(inner, float) else time.perf_counter() - start
+    return run
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path,
                         default=REPO / "benchmarks" / "results" / "bench_variability.json")
     parser.add_argument("--skip-sartori", action="store_true",
                         help="leave out the 2^22-point, 200-iteration fiducial run")
-    args = parser.parse_args(argv)
-    if args.case:
-        child(args.case[0], args.case[1:])
+    if run_requested_case({name: _after_imports(name, case)
+                           for name, case in CASES.items()}, argv):
         return 0
+    args = parser.parse_args(argv)
 
     results = {"benchmark": "bench_variability"}
     baseline = run_child("imports")["peak_rss_mib"]
@@ -126,8 +121,8 @@ def main(argv=None):
         theirs = run_child("stingray", 1_000_000)
     except subprocess.CalledProcessError as exc:
         theirs = None
-        print(f"(b) stingray could not run ({exc.stderr.strip().splitlines()[-1]}); "
-              "install it with pip install stingray")
+        print(f"(b) stingray could not run (exit status {exc.returncode}, its error is "
+              "above); install it with pip install stingray")
     results["tk_leak100_n1e6_float32"] = ours
     results["tk_leak100_n1e6_float64"] = ours64
     print(f"(b) galaxyml TK, red-noise leak 100, N=1e6: float32 {ours['seconds']:.1f} s, "

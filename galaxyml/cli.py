@@ -33,7 +33,7 @@ def run_demo(output="galaxyml-demo", seed=2017, n_cutouts=6, size=64, overwrite=
     from astropy import units as u
 
     from .datasets import simulate_sdss_field, source_catalog, sources_inside
-    from .io import multiband_cutout
+    from .io import SDSS_PIXEL_SCALE, multiband_cutout
     from .io.writing import atomic_output
     from .visualization import plot_cutouts, save_figure
 
@@ -47,7 +47,8 @@ def run_demo(output="galaxyml-demo", seed=2017, n_cutouts=6, size=64, overwrite=
 
     catalog = source_catalog(frames["r"], deblend=True)
     # Galaxies are the detections broader than the PSF; the brightest are cut.
-    psf_fwhm = field.truth.meta["psf_fwhm_arcsec"]["r"] / 0.396
+    psf_arcsec = field.truth.meta["psf_fwhm_arcsec"]["r"] * u.arcsec
+    psf_fwhm = (psf_arcsec / SDSS_PIXEL_SCALE).to_value(u.pix)
     inside = sources_inside(catalog, frames["r"].shape, size)
     galaxies = inside[inside["fwhm"].to_value(u.pix) > 1.3 * psf_fwhm][:n_cutouts]
     with atomic_output(output / "catalog.ecsv", overwrite=overwrite) as temporary:
@@ -65,55 +66,53 @@ def run_demo(output="galaxyml-demo", seed=2017, n_cutouts=6, size=64, overwrite=
     figure = plot_cutouts(cutouts, titles=[f"#{row['id']}" for row in galaxies])
     preview = save_figure(figure, output / "preview.png", overwrite=overwrite)
     _log(f"preview of the detected galaxies: {preview}", start)
-    restoration = _demo_restoration(cutouts, output, seed, overwrite, start)
+    restoration = _demo_restoration(frames, galaxies, size, output, seed, overwrite, start)
     return {"field": field.files.frames, "truth": field.truth_path,
             "catalog": output / "catalog.ecsv", "cutouts": paths, "preview": preview,
             **restoration}
 
 
-def _demo_restoration(cutouts, output, seed, overwrite, start, fwhm=2.0, sigma=2.0,
-                      iterations=10):
-    """Degrade the cutouts, recover them with the shipped GalaxyGAN and Richardson-Lucy."""
+def _demo_restoration(frames, galaxies, size, output, seed, overwrite, start, fwhm=2.0,
+                      sigma=2.0, iterations=10):
+    """Degrade the galaxies, recover them with the shipped GalaxyGAN and Richardson-Lucy."""
     import matplotlib.pyplot as plt
     import numpy as np
-    from astropy.table import QTable
+    from astropy import units as u
 
-    from .degrade import degrade_like_galaxygan
+    from .datasets import make_galaxygan_pairs
     from .gan import GalaxyGAN
     from .io.writing import atomic_output
-    from .restoration import deconvolve, psnr, ssim
+    from .restoration import evaluate_restoration
     from .visualization import image_norm, save_figure
 
     model = GalaxyGAN.pretrained()
-    degraded = [degrade_like_galaxygan(cutout, fwhm, sigma, seed=seed + k)[0]
-                for k, cutout in enumerate(cutouts)]
-    recovered = model.recover(degraded)
-    _log(f"degraded {len(cutouts)} galaxies (extra blur {fwhm} arcsec, noise x{sigma}) and "
-         "recovered them with the shipped GalaxyGAN", start)
-    stretch, rows = model.stretch, []
-    figure, axes = plt.subplots(len(cutouts), 4, figsize=(8, 2.1 * len(cutouts)),
+    catalog = galaxies.copy()
+    catalog["ra"], catalog["dec"] = catalog["sky_centroid"].ra, catalog["sky_centroid"].dec
+    # Every galaxy degraded in one cell of the paper's grid; no galaxy left out by the split.
+    pairs = make_galaxygan_pairs(frames, catalog=catalog, size=size, grid=[(fwhm, sigma)],
+                                 guard=0 * u.deg, seed=seed, progress=False)
+    cell = (float(fwhm), float(sigma))
+    metrics, images = evaluate_restoration(model, pairs, {"Richardson-Lucy": {cell: iterations}},
+                                           methods=("Richardson-Lucy",), progress=False,
+                                           keep="all")
+    _log(f"degraded {len(pairs)} galaxies (extra blur {fwhm} arcsec, noise x{sigma}) and "
+         "recovered them with the shipped GalaxyGAN and Richardson-Lucy", start)
+    names = ("original", "degraded", "GalaxyGAN", "Richardson-Lucy")
+    figure, axes = plt.subplots(len(images), len(names), figsize=(8, 2.1 * len(images)),
                                 squeeze=False, layout="constrained")
-    for k, (original, blurred, gan) in enumerate(zip(cutouts, degraded, recovered)):
-        lucy = deconvolve("Richardson-Lucy", blurred.data, fwhm, iterations)
-        images = {"original": original.data, "degraded": blurred.data, "GalaxyGAN": gan.data,
-                  "Richardson-Lucy": lucy}
-        target = stretch(original.data, warn=False)
-        for name, image in images.items():
-            if name != "original":
-                rows.append((k + 1, name, psnr(target, stretch(image, warn=False)),
-                             ssim(target, stretch(image, warn=False))))
-        norm = image_norm(original.data[1])
-        for column, (name, image) in enumerate(images.items()):
-            axes[k, column].imshow(image[1], origin="lower", cmap="gray_r", norm=norm)
-            axes[k, column].set_axis_off()
-            axes[k, 0 if column == 0 else column].set_title(name if k == 0 else "", fontsize=9)
-    metrics = QTable(rows=rows, names=["galaxy", "method", "psnr", "ssim"])
+    for row, (pair_id, estimates) in enumerate(images.items()):
+        norm = image_norm(estimates["original"][1])
+        for column, name in enumerate(names):
+            axes[row, column].imshow(estimates[name][1], origin="lower", cmap="gray_r",
+                                     norm=norm)
+            axes[row, column].set_axis_off()
+            axes[row, column].set_title(name if row == 0 else "", fontsize=9)
     with atomic_output(output / "restoration.ecsv", overwrite=overwrite) as temporary:
         metrics.write(temporary, format="ascii.ecsv")
     comparison = save_figure(figure, output / "restoration.png", overwrite=overwrite)
     for method in ("degraded", "GalaxyGAN", "Richardson-Lucy"):
         chosen = metrics[metrics["method"] == method]
-        _log(f"{method:16s} mean PSNR {np.mean(chosen['psnr']):5.2f} dB, "
+        _log(f"{method:16s} mean PSNR {np.mean(chosen['psnr'].value):5.2f} dB, "
              f"SSIM {np.mean(chosen['ssim']):.3f}", start)
     _log(f"comparison figure: {comparison}", start)
     return {"restoration_metrics": output / "restoration.ecsv", "restoration": comparison}
@@ -141,9 +140,9 @@ def main(argv=None):
         if arguments.command == "demo":
             run_demo(arguments.output, arguments.seed, arguments.n_cutouts, arguments.size,
                      arguments.overwrite)
-    except GalaxymlError as exc:
-        print(f"galaxyml: error: {exc}", file=sys.stderr)
-        return 1
+    except GalaxymlError as exc:  # a problem with the input, said in one line
+        print(f"galaxyml: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     return 0
 
 

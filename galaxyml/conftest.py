@@ -36,28 +36,18 @@ PYTEST_HEADER_MODULES.update({
 TESTED_VERSIONS["galaxyml"] = __version__
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SDSS_FIELD = "2583-2-136"
-
-
-def real_sdss_field_dir():
-    """Directory of the real SDSS field used by the tests, or None.
-
-    ``GALAXYML_TEST_SDSS_DIR`` overrides the default location,
-    ``../shared/data/sdss/2583-2-136`` beside the repository.
-    """
-    path = Path(os.environ.get("GALAXYML_TEST_SDSS_DIR",
-                               REPO_ROOT.parent / "shared" / "data" / "sdss" / SDSS_FIELD))
-    return path if (path / "frame-r-002583-2-0136.fits.bz2").exists() else None
 
 
 @pytest.fixture(scope="session")
 def sdss_field_dir():
-    """The real SDSS field 2583-2-136, or skip the test."""
-    path = real_sdss_field_dir()
-    if path is None:
-        pytest.skip("the real SDSS field 2583-2-136 is not available at "
-                    "../shared/data/sdss/2583-2-136 (set GALAXYML_TEST_SDSS_DIR)")
-    return path
+    """Directory of the real SDSS field 2583-2-136 (`galaxyml.datasets.example_field`), or skip."""
+    from galaxyml.datasets import example_field
+
+    files = example_field()
+    if files is None:
+        pytest.skip("the real SDSS field 2583-2-136 is not available (looked in "
+                    "../shared/data/sdss and $GALAXYML_SDSS_DIR)")
+    return files.psfield.parent
 
 
 @pytest.fixture(scope="session")
@@ -98,11 +88,6 @@ LOGICAL_CPUS = 8
 
 def pytest_configure(config):
     """Split the CPU into 8 logical devices, so tf.distribute tests have replicas to use."""
-    try:
-        import tensorflow as tf
+    from galaxyml.distribute import split_cpu
 
-        cpus = tf.config.list_physical_devices("CPU")
-        tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS)
-    except RuntimeError:  # TensorFlow already initialised its devices
-        pass
+    split_cpu(LOGICAL_CPUS)

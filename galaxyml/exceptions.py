@@ -9,16 +9,22 @@ either.  Every warning derives from `GalaxymlWarning`, itself an
 `~astropy.utils.exceptions.AstropyUserWarning`.
 """
 
+from astropy import units as u
 from astropy.utils.exceptions import AstropyUserWarning
 
 __all__ = [
     "GalaxymlError",
+    "InvalidParameterError",
+    "InvalidShapeError",
+    "InvalidInputTypeError",
+    "MissingFileError",
+    "UnitMismatchError",
+    "NotBuiltError",
     "FITSReadError",
     "NoImageHDUError",
     "MissingWCSError",
     "UnknownBandError",
     "MixedFieldsError",
-    "CutoutError",
     "CutoutOffImageError",
     "InvalidCutoutSizeError",
     "OutputExistsError",
@@ -40,6 +46,8 @@ __all__ = [
     "BandMismatchError",
     "ImageTooSmallError",
     "ModelTypeError",
+    "StretchMismatchError",
+    "TooFewSourcesError",
     "DistributeError",
     "CollectiveDtypeError",
     "NonFloatWeightsError",
@@ -56,6 +64,30 @@ __all__ = [
 
 class GalaxymlError(Exception):
     """Base class of all errors raised by galaxyml."""
+
+
+class InvalidParameterError(GalaxymlError, ValueError):
+    """A parameter's value is outside its allowed range or set of choices."""
+
+
+class InvalidShapeError(GalaxymlError, ValueError):
+    """An array has a shape (or number of dimensions) that the operation cannot take."""
+
+
+class InvalidInputTypeError(GalaxymlError, TypeError):
+    """An argument is of a type galaxyml cannot use there."""
+
+
+class MissingFileError(GalaxymlError, FileNotFoundError):
+    """A file that is needed does not exist."""
+
+
+class UnitMismatchError(GalaxymlError, u.UnitConversionError):
+    """Data are in a unit that cannot be converted to the one needed (for example nanomaggies)."""
+
+
+class NotBuiltError(GalaxymlError, RuntimeError):
+    """An object is used before the step that builds it (for example in a strategy's scope)."""
 
 
 class FITSReadError(GalaxymlError, OSError):
@@ -78,15 +110,11 @@ class MixedFieldsError(GalaxymlError, ValueError):
     """Images of different fields were combined where one field is needed."""
 
 
-class CutoutError(GalaxymlError, ValueError):
-    """Base class of the errors raised while making a cutout."""
-
-
-class CutoutOffImageError(CutoutError):
+class CutoutOffImageError(GalaxymlError, ValueError):
     """A cutout does not overlap the image at all."""
 
 
-class InvalidCutoutSizeError(CutoutError):
+class InvalidCutoutSizeError(GalaxymlError, ValueError):
     """A cutout size is zero, negative, or not understood."""
 
 
@@ -94,7 +122,7 @@ class OutputExistsError(GalaxymlError, FileExistsError):
     """An output would overwrite an existing file or one of its own inputs."""
 
 
-class SDSSDataNotFoundError(GalaxymlError, FileNotFoundError):
+class SDSSDataNotFoundError(MissingFileError):
     """SDSS files are neither in the local data directories nor downloadable."""
 
 
@@ -164,6 +192,14 @@ class ImageTooSmallError(GalaxymlError, ValueError):
 
 class ModelTypeError(GalaxymlError, ValueError):
     """A model file holds a different kind of galaxyml model (or none)."""
+
+
+class StretchMismatchError(GalaxymlError, ValueError):
+    """Training data are stretched differently from the model that is to learn from them."""
+
+
+class TooFewSourcesError(GalaxymlError, ValueError):
+    """Too few sources (galaxies, a host) were found or selected for the operation."""
 
 
 class DistributeError(GalaxymlError, ValueError):

@@ -9,7 +9,7 @@ import numpy as np
 from astropy import units as u
 from astropy.convolution import Gaussian2DKernel, convolve
 from astropy.nddata import StdDevUncertainty
-from astropy.stats import sigma_clipped_stats
+from astropy.stats import sigma_clipped_stats, gaussian_fwhm_to_sigma
 from astropy.table import QTable
 from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
 
@@ -61,7 +61,7 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True,
     clean = np.where(mask, 0.0, data)
     smoothed = clean
     if smooth_fwhm > 0:
-        kernel = Gaussian2DKernel(smooth_fwhm / 2.3548)
+        kernel = Gaussian2DKernel(smooth_fwhm * gaussian_fwhm_to_sigma)
         kernel.normalize()
         smoothed = convolve(clean, kernel, boundary="extend")
     # Smoothing lowers the noise: scale the threshold by the kernel's noise reduction.

@@ -15,7 +15,7 @@ import numpy as np
 from astropy import units as u
 from astropy.visualization import AsinhStretch, LinearStretch
 
-from .exceptions import StretchClippingWarning
+from .exceptions import InvalidParameterError, StretchClippingWarning
 
 __all__ = ["ImageStretch", "GalaxyGANStretch", "PSFGANStretch", "stretch_from_dict"]
 
@@ -138,7 +138,7 @@ class PSFGANStretch(ImageStretch):
     def __init__(self, clip_max, clip_min=-0.1, softening=50.0):
         _check_range(clip_min, clip_max)
         if not clip_max > 0:
-            raise ValueError(f"clip_max must be positive, not {clip_max}")
+            raise InvalidParameterError(f"clip_max must be positive, not {clip_max}")
         self.softening = float(softening)
         stretch = (AsinhStretch(a=1 / (self.softening * clip_max))
                    + LinearStretch(slope=1 / clip_max))
@@ -157,13 +157,13 @@ def stretch_from_dict(params):
     params = dict(params)
     name = params.pop("name", None)
     if name not in _STRETCHES:
-        raise ValueError(f"unknown stretch {name!r}; known: {sorted(_STRETCHES)}")
+        raise InvalidParameterError(f"unknown stretch {name!r}; known: {sorted(_STRETCHES)}")
     return _STRETCHES[name](**params)
 
 
 def _check_range(clip_min, clip_max):
     if not clip_max > clip_min:
-        raise ValueError(f"clip_max ({clip_max}) must exceed clip_min ({clip_min})")
+        raise InvalidParameterError(f"clip_max ({clip_max}) must exceed clip_min ({clip_min})")
 
 
 def _as_nanomaggies(data):

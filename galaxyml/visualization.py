@@ -5,6 +5,7 @@ import numpy as np
 from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval, \
     make_lupton_rgb
 
+from .exceptions import InvalidParameterError
 from .io.writing import atomic_output
 
 __all__ = ["image_norm", "plot_cutouts", "save_figure"]
@@ -50,7 +51,7 @@ def plot_cutouts(cutouts, titles=None, figure=None, max_rows=8):
 
     cutouts = list(cutouts)[:max_rows]
     if not cutouts:
-        raise ValueError("no cutouts to plot")
+        raise InvalidParameterError("no cutouts to plot")
     n_bands = len(cutouts[0].bands)
     colour = n_bands >= 3
     n_columns = n_bands + int(colour)

@@ -22,14 +22,25 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from galaxyml.datasets import galaxy_catalog, make_galaxygan_pairs, sdss_field_files
+from galaxyml.datasets import (example_field, galaxy_catalog, make_galaxygan_pairs,
+                               sdss_field_files)
+from galaxyml.exceptions import InvalidParameterError
 from galaxyml.gan import GalaxyGAN
 from galaxyml.io.writing import atomic_output
 from galaxyml.restoration import (evaluate_restoration, plot_restoration_grid,
                                   summarize_restoration, tune_iterations)
 from galaxyml.visualization import image_norm, save_figure
 
-REPO = Path(__file__).resolve().parent.parent
+
+def example_field_dir():
+    """Directory of the example field's files (`galaxyml.datasets.example_field`), or None."""
+    files = example_field("gri")
+    return None if files is None else files.psfield.parent
+
+
+def search_dirs(field_dir):
+    """Where sdss_field_files looks first: the field's directory and its parent."""
+    return [] if field_dir is None else [field_dir, field_dir.parent]
 
 
 def parser():
@@ -37,8 +48,9 @@ def parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None,
                         help="a .keras model with its card (default: the shipped model)")
-    parser.add_argument("--field-dir", type=Path,
-                        default=REPO.parent / "shared" / "data" / "sdss" / "2583-2-136")
+    parser.add_argument("--field-dir", type=Path, default=example_field_dir(),
+                        help="directory of the field's files (default: galaxyml's example "
+                             "field 2583-2-136 where example_field finds it)")
     parser.add_argument("--max-galaxies", type=int, default=None,
                         help="evaluate at most this many held-out galaxies")
     parser.add_argument("--tune-galaxies", type=int, default=6)
@@ -55,7 +67,7 @@ def held_out_pairs(model, field_dir, quiet):
     training = model.card["training"]
     run, camcol, field = (int(v) for v in training["field"].split("-"))
     files = sdss_field_files(run, camcol, field, bands="".join(model.bands),
-                             data_dirs=[field_dir, field_dir.parent], download=False)
+                             data_dirs=search_dirs(field_dir), download=False)
     frames = files.read()
     catalog = galaxy_catalog(frames, size=training["stamp_size"],
                              mag_range=tuple(training["mag_range"]))
@@ -85,7 +97,7 @@ def gallery(examples, stretch, cells):
 def update_card(model_path, summary, command):
     """Write the evaluation's per-cell means into the model card beside ``model_path``."""
     if model_path is None:
-        raise ValueError("--update-card needs --model (the shipped model is read-only)")
+        raise InvalidParameterError("--update-card needs --model (the shipped model is read-only)")
     card_path = Path(model_path).with_suffix(".json")
     card = json.loads(card_path.read_text())
     names = [c for c in summary.colnames if c.startswith(("psnr_", "ssim_", "gan_"))]

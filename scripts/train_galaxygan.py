@@ -26,17 +26,28 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxyml.datasets import galaxy_catalog, make_galaxygan_pairs, sdss_field_files
+from galaxyml.datasets import (example_field, galaxy_catalog, make_galaxygan_pairs,
+                               sdss_field_files)
 from galaxyml.gan import GalaxyGAN
 
-REPO = Path(__file__).resolve().parent.parent
+
+def example_field_dir():
+    """Directory of the example field's files (`galaxyml.datasets.example_field`), or None."""
+    files = example_field("gri")
+    return None if files is None else files.psfield.parent
+
+
+def search_dirs(field_dir):
+    """Where sdss_field_files looks first: the field's directory and its parent."""
+    return [] if field_dir is None else [field_dir, field_dir.parent]
 
 
 def parser():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--field-dir", type=Path,
-                        default=REPO.parent / "shared" / "data" / "sdss" / "2583-2-136")
+    parser.add_argument("--field-dir", type=Path, default=example_field_dir(),
+                        help="directory of the field's files (default: galaxyml's example "
+                             "field 2583-2-136 where example_field finds it)")
     parser.add_argument("--field", default="2583-2-136", help="RUN-CAMCOL-FIELD")
     parser.add_argument("--config", default="small", choices=["small", "paper"])
     parser.add_argument("--size", type=int, default=128, help="stamp size in pixels")
@@ -56,7 +67,7 @@ def parser():
 def field_pairs(args):
     """The field's frames, its GalaxyGAN pairs over the paper's grid, and the catalogue."""
     run, camcol, field = (int(v) for v in args.field.split("-"))
-    directories = [args.field_dir, args.field_dir.parent]
+    directories = search_dirs(args.field_dir)
     files = sdss_field_files(run, camcol, field, bands="gri", data_dirs=directories,
                              download=False)
     frames = files.read()

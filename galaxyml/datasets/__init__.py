@@ -5,4 +5,5 @@ from .sdss import *  # noqa: F401, F403
 from .simulate import *  # noqa: F401, F403
 from ..sources import *  # noqa: F401, F403
 from .selection import *  # noqa: F401, F403
+from .samples import *  # noqa: F401, F403
 from .pairs import *  # noqa: F401, F403

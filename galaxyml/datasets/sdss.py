@@ -9,12 +9,21 @@ from astropy import config as _config
 from astropy.utils.data import download_file
 
 from ..exceptions import SDSSDataNotFoundError
-from ..io.sdss import SDSS_BANDS, band_index
+from ..utils._sdss import SDSS_BANDS, band_index
 
-__all__ = ["conf", "Conf", "SDSSFieldFiles", "sdss_field_files", "sdss_file_urls"]
+__all__ = ["conf", "Conf", "SDSSFieldFiles", "sdss_field_files", "sdss_file_urls", "EXAMPLE_FIELD",
+           "example_field"]
 
 #: Environment variable with extra local SDSS directories, separated by os.pathsep.
 DATA_DIR_VARIABLE = "GALAXYML_SDSS_DIR"
+
+#: (run, camcol, field) of the real SDSS field that galaxyml's tests, benchmarks, scripts
+#: and notebooks use where it is present: 2583-2-136, rerun 301, on Stripe 82.
+EXAMPLE_FIELD = (2583, 2, 136)
+
+# Where a development checkout of galaxyml finds the example field: shared/data/sdss beside
+# the repository (../shared from its root).
+_CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "sdss"
 
 
 class Conf(_config.ConfigNamespace):
@@ -185,3 +194,28 @@ def sdss_field_files(run, camcol, field, bands="ugriz", rerun=301, data_dirs=Non
                           frames={band: locate("frame", band) for band in ordered},
                           psfield=locate("psField"),
                           fpm={band: locate("fpM", band) for band in ordered})
+
+
+def example_field(bands="ugriz"):
+    """The local files of galaxyml's example SDSS field 2583-2-136, or None where they are absent.
+
+    Looked for as by `sdss_field_files` (in the ``sdss_data_dirs``
+    configuration item and the ``GALAXYML_SDSS_DIR`` environment variable,
+    directly or in a ``2583-2-136`` sub-directory), and in
+    ``../shared/data/sdss`` beside a development checkout of galaxyml;
+    never downloaded.  Tests that need it skip where it is absent.
+
+    Parameters
+    ----------
+    bands : str or sequence of str
+        Bands whose frames and masks must be there.
+
+    Returns
+    -------
+    files : `SDSSFieldFiles` or None
+    """
+    try:
+        return sdss_field_files(*EXAMPLE_FIELD, bands=bands, data_dirs=[_CHECKOUT_DATA_DIR],
+                                download=False)
+    except SDSSDataNotFoundError:
+        return None

@@ -4,7 +4,7 @@
 import numpy as np
 from astropy import units as u
 
-from ..exceptions import UnknownBandError
+from ..exceptions import InvalidParameterError, TooFewSourcesError, UnknownBandError
 from ..io.cutout import read_images
 from ..io.fits import wcs_pixel_scale
 from ..io.sdss import nanomaggies_to_mag
@@ -180,11 +180,11 @@ def split_by_region(catalog, test_fraction=0.5, guard=None):
         The dividing right ascension.
     """
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must lie in (0, 1), not {test_fraction}")
+        raise InvalidParameterError(f"test_fraction must lie in (0, 1), not {test_fraction}")
     ra = u.Quantity(catalog["ra"], u.deg)
     dec = u.Quantity(catalog["dec"], u.deg)
     if len(ra) < 2:
-        raise ValueError(f"cannot split {len(ra)} galaxies into two sides")
+        raise TooFewSourcesError(f"cannot split {len(ra)} galaxies into two sides")
     # Sort on RA unwrapped around the field's centre, so fields across RA = 0 split too.
     centre = np.angle(np.mean(np.exp(1j * ra.to_value(u.rad)))) * u.rad
     offset = ((ra - centre + 180 * u.deg) % (360 * u.deg)) - 180 * u.deg

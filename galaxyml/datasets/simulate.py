@@ -14,10 +14,11 @@ from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter
 from scipy.special import erf
 
-from ..io.sdss import (_DEFAULT_DARK_VARIANCE, _DEFAULT_GAIN, _FRAME_OFFSET, FPM_MASK_PLANES,
-                       SDSS_BANDS, SDSS_PIXEL_SCALE, _sky_counts, band_index, nanomaggies_to_mag)
+from ..exceptions import InvalidParameterError
+from ..io.sdss import FPM_MASK_PLANES, SDSS_BANDS, SDSS_PIXEL_SCALE, nanomaggies_to_mag
 from ..io.writing import atomic_output, provenance_header, write_fits
 from ..psf.models import GAUSSIAN_FWHM_TO_SIGMA, GaussianPSF
+from ..utils._sdss import DEFAULT_DARK_VARIANCE, DEFAULT_GAIN, FRAME_OFFSET, band_index, sky_counts
 from .sdss import SDSSFieldFiles, _names
 
 __all__ = ["SimulatedField", "simulate_sdss_field", "fpm_hdulist"]
@@ -161,7 +162,7 @@ def _frame_hdulist(image, calibvec, allsky, xinterp, yinterp, wcs, band, ids, in
     header["BUNIT"] = ("nanomaggy", "1 nanomaggy = 3.631e-6 Jy")
     header["FILTER"] = (band, "filter used")
     header["RUN"], header["CAMCOL"] = run, camcol
-    header["FRAME"] = (field + _FRAME_OFFSET[band], "Frame sequence number within the run")
+    header["FRAME"] = (field + FRAME_OFFSET[band], "Frame sequence number within the run")
     header["RERUN"] = str(rerun)
     header["EXPTIME"] = (f"{_EXPTIME}", "Exposure time (seconds)")
     header["NMGY"] = (float(np.median(calibvec)), "Calibration factor [nMgy per count]")
@@ -231,8 +232,8 @@ def _psfield_hdulist(fwhm_arcsec, sky, ids):
             fits.Column("RNCOL", format="J", array=[_PSF_SIZE]),
             fits.Column("RROWS", format="PE()", array=[psf.ravel()]),
         ]))
-    gains = [_DEFAULT_GAIN[camcol][band_index(b)] for b in SDSS_BANDS]
-    dark = [_DEFAULT_DARK_VARIANCE[camcol][band_index(b)] for b in SDSS_BANDS]
+    gains = [DEFAULT_GAIN[camcol][band_index(b)] for b in SDSS_BANDS]
+    dark = [DEFAULT_DARK_VARIANCE[camcol][band_index(b)] for b in SDSS_BANDS]
     skysig = [np.sqrt(sky[b] / g + d) for b, g, d in zip(SDSS_BANDS, gains, dark)]
     columns = {"field": [field], "sky": [[sky[b] for b in SDSS_BANDS]], "skysig": [skysig],
                "psf_width": [[fwhm_arcsec[b] for b in SDSS_BANDS]], "gain": [gains],
@@ -297,7 +298,8 @@ def simulate_sdss_field(directory, bands="gri", shape=(512, 640), n_galaxies=30,
         band_index(band, where="simulate_sdss_field")
     bands = [band for band in SDSS_BANDS if band in bands]
     if len(shape) != 2 or min(shape) < 32:
-        raise ValueError(f"shape must be (rows, columns) of at least 32 pixels, not {shape}")
+        raise InvalidParameterError(f"shape must be (rows, columns) of at least 32 pixels, "
+                                    f"not {shape}")
     rng = np.random.default_rng(seed)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -363,7 +365,7 @@ def _fwhm_per_band(psf_fwhm):
         return result
     value = u.Quantity(psf_fwhm, u.arcsec).to_value(u.arcsec)
     if not value > 0:
-        raise ValueError(f"psf_fwhm must be positive, not {psf_fwhm}")
+        raise InvalidParameterError(f"psf_fwhm must be positive, not {psf_fwhm}")
     return dict.fromkeys(SDSS_BANDS, value)
 
 
@@ -407,14 +409,14 @@ def _render_galaxy(image, galaxies, k, x, y, band, scale):
 
 def _observe(rng, image, band, camcol, shape):
     """Add sky and noise in counts as SDSS would, return the frame's HDU contents."""
-    gain = _DEFAULT_GAIN[camcol][band_index(band)]
-    dark_variance = _DEFAULT_DARK_VARIANCE[camcol][band_index(band)]
+    gain = DEFAULT_GAIN[camcol][band_index(band)]
+    dark_variance = DEFAULT_DARK_VARIANCE[camcol][band_index(band)]
     columns = np.arange(shape[1])
     # A slow flat-field ripple along the columns, as in real calibration vectors.
     calibvec = _TYPICAL_NMGY[band] * (1 + 0.02 * np.sin(2 * np.pi * columns / shape[1]))
     allsky, xinterp, yinterp = _binned_sky(rng, _TYPICAL_SKY[band], shape)
-    sky = _sky_counts({"ALLSKY": allsky[None], "XINTERP": xinterp[None],
-                       "YINTERP": yinterp[None]}, shape)
+    sky = sky_counts({"ALLSKY": allsky[None], "XINTERP": xinterp[None],
+                      "YINTERP": yinterp[None]}, shape)
     counts = np.clip(image / calibvec + sky, 0, None)
     noisy = rng.poisson(counts * gain) / gain + rng.normal(0, np.sqrt(dark_variance), shape)
     return (noisy - sky) * calibvec, calibvec, allsky, xinterp, yinterp

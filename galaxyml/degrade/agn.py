@@ -10,7 +10,9 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import QTable
 
 from ..sources import source_catalog
-from ..exceptions import DefaultNoiseModelWarning, NegativeFluxError, PositionOffImageError
+from ..exceptions import (DefaultNoiseModelWarning, InvalidInputTypeError, InvalidParameterError,
+                          MissingWCSError, NegativeFluxError, PositionOffImageError,
+                          TooFewSourcesError)
 from ..io.sdss import nanomaggies_to_mag
 from ..psf.models import PSFModel
 
@@ -42,7 +44,7 @@ def host_galaxy(image, nsigma=3.0):
     """
     catalog = source_catalog(image, nsigma=nsigma, npixels=10)
     if len(catalog) == 0:
-        raise ValueError("no source is detected in the image to host the point source")
+        raise TooFewSourcesError("no source is detected in the image to host the point source")
     ny, nx = image.shape
     distance = np.hypot(catalog["x"] - (nx - 1) / 2, catalog["y"] - (ny - 1) / 2)
     host = catalog[int(np.argmin(distance))]
@@ -96,9 +98,10 @@ def add_point_source(image, psf, flux=None, contrast=None, position=None, host_f
         If the position lies outside the image.
     """
     if not isinstance(psf, PSFModel):
-        raise TypeError(f"psf must be a PSF model (galaxyml.psf), not {type(psf).__name__}")
+        raise InvalidInputTypeError(f"psf must be a PSF model (galaxyml.psf), not "
+                                    f"{type(psf).__name__}")
     if (flux is None) == (contrast is None):
-        raise ValueError("give exactly one of flux and contrast")
+        raise InvalidParameterError("give exactly one of flux and contrast")
     unit = u.Unit(image.unit)
     to_nmgy = unit.to(u.nanomaggy)  # raises UnitConversionError for non-flux images
     x, y, measured_host = _position_and_host(image, position, host_flux is None and (
@@ -107,8 +110,8 @@ def add_point_source(image, psf, flux=None, contrast=None, position=None, host_f
     if contrast is not None:
         _check_positive(contrast, "contrast")
         if host is None or not host.value > 0:
-            raise ValueError("the host's flux is not positive, so a contrast cannot set the "
-                             "point-source flux; pass flux= instead")
+            raise NegativeFluxError("the host's flux is not positive, so a contrast cannot set the "
+                                    "point-source flux; pass flux= instead")
         ps_flux = (contrast * host).to(unit)
     else:
         ps_flux = u.Quantity(flux, u.nanomaggy).to(unit)
@@ -151,7 +154,7 @@ def _position_and_host(image, position, need_host):
         x, y = hx, hy
     elif isinstance(position, SkyCoord):
         if image.wcs is None:
-            raise ValueError("a sky position needs an image with a WCS")
+            raise MissingWCSError("a sky position needs an image with a WCS")
         x, y = (float(v) for v in image.wcs.world_to_pixel(position))
     else:
         x, y = (float(v) for v in position)

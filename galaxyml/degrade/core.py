@@ -8,17 +8,23 @@ from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.stats import sigma_clipped_stats
 from photutils.psf_matching import SplitCosineBellWindow, make_kernel
+from photutils.segmentation import detect_sources
+from photutils.utils import NoDetectionsWarning, circular_footprint
+from scipy.ndimage import gaussian_filter
 from scipy.optimize import brentq
 from scipy.signal import fftconvolve
 
-from ..exceptions import DeconvolutionError, NoiseTargetWarning, UnknownBandError
+from ..exceptions import (DeconvolutionError, InvalidInputTypeError, InvalidParameterError,
+                          NoiseTargetWarning, PSFError, UnitMismatchError, UnknownBandError)
 from ..io.cutout import MultiBandCutout
 from ..io.fits import wcs_pixel_scale
 from ..io.sdss import SDSS_PIXEL_SCALE
 from ..psf.measure import measure_fwhm
-from ..psf.models import GaussianPSF, PSFModel, check_odd, normalized_kernel
+from ..psf.models import GaussianPSF, PSFModel, normalized_kernel
+from ..utils._kernels import check_odd
 
-__all__ = ["matching_kernel", "convolve_image", "background_std", "noise_to_add", "degrade",
+__all__ = ["matching_kernel", "convolve_image", "background_std", "sky_mask", "sky_noise",
+           "galaxygan_noise", "noise_to_add", "degrade",
            "degrade_like_galaxygan", "galaxygan_kernel", "GALAXYGAN_FWHM_GRID",
            "GALAXYGAN_SIGMA_GRID"]
 
@@ -34,6 +40,8 @@ _CALIBRATION_TOLERANCE = 1e-3
 _FWHM_TOLERANCE = 0.01
 # A masked or NaN pixel masks the output pixels to which it contributes this much weight.
 _MASK_WEIGHT = 0.01
+# Fewer blank-sky pixels than this and the noise is measured on the whole image instead.
+_MIN_SKY_PIXELS = 200
 
 
 def matching_kernel(source_psf, target_psf, size=None):
@@ -69,8 +77,8 @@ def matching_kernel(source_psf, target_psf, size=None):
             f"(FWHM {source_fwhm:.3f} pix): matching would need deconvolution, not degradation")
     scale_ratio = (source_psf.pixel_scale / target_psf.pixel_scale).decompose().value
     if not np.isclose(scale_ratio, 1, rtol=1e-3):
-        raise ValueError(f"the PSFs have different pixel scales ({source_psf.pixel_scale} and "
-                         f"{target_psf.pixel_scale})")
+        raise PSFError(f"the PSFs have different pixel scales ({source_psf.pixel_scale} and "
+                       f"{target_psf.pixel_scale})")
     if isinstance(source_psf, GaussianPSF) and isinstance(target_psf, GaussianPSF):
         extra = np.sqrt(max(target_fwhm ** 2 - source_fwhm ** 2, 0.0))
         if extra < 1e-3:
@@ -143,7 +151,76 @@ def background_std(data, mask=None):
     return float(sigma_clipped_stats(data, mask=bad, sigma=3.0, maxiters=10)[2])
 
 
-def _galaxygan_noise(data, mask=None):
+def sky_mask(data, mask=None, nsigma=3.0, npixels=5, smoothing=1.5, dilate_radius=10):
+    """The pixels that are not blank sky: detected sources (dilated) and bad pixels.
+
+    Sources are found by photutils' segmentation of the image smoothed by
+    a Gaussian of ``smoothing`` pixels (which brings out the faint
+    outskirts of galaxies), above ``nsigma`` times the smoothed sky's
+    scatter, in two passes: the first threshold comes from a sigma-clipped
+    scatter of all pixels (which faint sources inflate), the second from
+    the sky the first pass leaves.  Each segment is dilated by a disc of
+    ``dilate_radius`` pixels.
+
+    Parameters
+    ----------
+    data : 2-D array
+        A sky-subtracted image.
+    mask : 2-D bool array, optional
+        Bad pixels (masked in the result too, as are NaN and inf).
+    nsigma, npixels, smoothing, dilate_radius
+        Detection threshold (in units of the smoothed sky's scatter),
+        smallest source in pixels, smoothing sigma and dilation in pixels.
+
+    Returns
+    -------
+    not_sky : `~numpy.ndarray` of bool
+    """
+    data = np.asarray(data, dtype=float)
+    bad = ~np.isfinite(data) if mask is None else (~np.isfinite(data) | np.asarray(mask, bool))
+    smoothed = gaussian_filter(np.where(bad, 0.0, data), smoothing)
+    footprint = circular_footprint(dilate_radius)
+    not_sky = bad
+    for _ in range(2):
+        noise = sigma_clipped_stats(smoothed, mask=not_sky, sigma=3.0, maxiters=10)[2]
+        if not noise > 0:
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoDetectionsWarning)  # pure sky is an answer
+            segments = detect_sources(smoothed, nsigma * noise, npixels, mask=bad)
+        if segments is None:
+            break
+        not_sky = bad | segments.make_source_mask(footprint=footprint)
+    return not_sky
+
+
+def sky_noise(data, mask=None, not_sky=None):
+    """Noise of the blank sky: sigma-clipped standard deviation outside sources and bad pixels.
+
+    Unlike a clipped scatter of the whole image (`background_std`), this
+    lets in no light of faint sources, which in a crowded field inflates
+    the estimate by a third.
+
+    Parameters
+    ----------
+    data : 2-D array
+        A sky-subtracted image.
+    mask : 2-D bool array, optional
+        Bad pixels.
+    not_sky : 2-D bool array, optional
+        Pixels to leave out; `sky_mask` of ``data`` by default.
+    """
+    if not_sky is None:
+        not_sky = sky_mask(data, mask)
+    elif mask is not None:
+        not_sky = not_sky | np.asarray(mask, bool)
+    if (~not_sky).sum() < _MIN_SKY_PIXELS:  # all source (a stamp filled by its galaxy)
+        return background_std(data, mask)
+    return float(sigma_clipped_stats(np.asarray(data, float), mask=not_sky, sigma=3.0,
+                                     maxiters=10)[2])
+
+
+def galaxygan_noise(data, mask=None):
     """The GalaxyGAN code's noise estimate: std of the unmasked pixels with |value| < 0.1 nmgy."""
     usable = np.isfinite(data) & (np.abs(data) < _GALAXYGAN_NOISE_CUT)
     if mask is not None:
@@ -174,14 +251,14 @@ def _degrade_plane(data, variance, mask, kernel, noise_factor, rng, noise_estima
     scatter lets in more faint source light as the noise rises, so the
     quadrature formula alone falls a few per cent short on real images.
     """
-    original_noise = noise_estimator(data, mask)
+    original_noise, measure_blurred = noise_estimator(data, mask, kernel)
     blurred, grown_mask = convolve_image(data, kernel, mask)
-    blurred_noise = noise_estimator(blurred, grown_mask)
+    blurred_noise = measure_blurred(blurred, grown_mask)
     target = noise_factor * original_noise
     added = noise_to_add(blurred_noise, target)
     unit_noise = rng.normal(0.0, 1.0, size=blurred.shape)
     if calibrate and added > 0:
-        added = _calibrated_noise(blurred, unit_noise, grown_mask, target, noise_estimator)
+        added = _calibrated_noise(blurred, unit_noise, grown_mask, target, measure_blurred)
     degraded = blurred + added * unit_noise
     degraded[grown_mask & ~np.isfinite(data)] = np.nan
     new_variance = None
@@ -190,8 +267,23 @@ def _degrade_plane(data, variance, mask, kernel, noise_factor, rng, noise_estima
         clean_variance = np.where(np.isfinite(variance), variance, 0.0)
         new_variance = _convolve_reflect(clean_variance, kernel ** 2) + added ** 2
     info = {"original_noise": original_noise, "blurred_noise": blurred_noise,
-            "added_noise": added, "final_noise": noise_estimator(degraded, grown_mask)}
+            "added_noise": added, "final_noise": measure_blurred(degraded, grown_mask)}
     return degraded, new_variance, grown_mask, info
+
+
+def _blank_sky_noise(data, mask, kernel):
+    """The image's blank-sky noise, and how to measure the same sky once blurred by ``kernel``.
+
+    The blurred image is measured on the same sky less where the kernel
+    smears source light, so both figures come from pixels of noise alone.
+    """
+    not_sky = sky_mask(data, mask)
+    _, smeared = convolve_image(np.zeros(not_sky.shape), kernel, not_sky)
+
+    def measure(image, image_mask):
+        return sky_noise(image, image_mask, smeared)
+
+    return sky_noise(data, mask, not_sky), measure
 
 
 def _calibrated_noise(blurred, unit_noise, mask, target, noise_estimator):
@@ -209,7 +301,7 @@ def _as_psf(psf, pixel_scale, what):
     if isinstance(psf, PSFModel):
         return psf
     if psf is None:
-        raise ValueError(f"{what} is needed: a PSF model or a Gaussian FWHM")
+        raise InvalidParameterError(f"{what} is needed: a PSF model or a Gaussian FWHM")
     return GaussianPSF(psf, pixel_scale=pixel_scale)
 
 
@@ -228,12 +320,14 @@ def degrade(image, target_fwhm=None, noise_factor=1.0, psf=None, target_psf=None
     """Degrade an image to worse seeing and higher noise.
 
     The image is convolved with the kernel that matches its PSF to the
-    target PSF, then white Gaussian noise is added so that the final
-    background standard deviation (sigma-clipped, `background_std`) is
-    ``noise_factor`` times the original's.  The noise to add is solved for
-    numerically, because a sigma-clipped scatter at a higher noise level
-    lets in more faint source light.  Each band of a `~galaxyml.io.MultiBandCutout`
-    gets its own kernel and its own, independent noise.
+    target PSF, then white Gaussian noise is added so that the final noise
+    of the blank sky is ``noise_factor`` times the original's.  Both are
+    measured on source-masked sky (`sky_mask`, `sky_noise`): the original
+    outside its detected, dilated sources, the degraded image there too,
+    less where the kernel smears source light.  The noise to add is solved
+    for numerically on those pixels.  Each band of a
+    `~galaxyml.io.MultiBandCutout` gets its own kernel and its own,
+    independent noise.
 
     Parameters
     ----------
@@ -269,19 +363,19 @@ def degrade(image, target_fwhm=None, noise_factor=1.0, psf=None, target_psf=None
     ------
     DeconvolutionError
         If the target PSF is sharper than the image's.
-    ValueError
+    InvalidParameterError
         If ``noise_factor`` < 1, both targets are given, or a target is
         given without ``psf``.
     """
     if not noise_factor >= 1:
-        raise ValueError(f"noise_factor must be at least 1 (noise cannot be removed by "
-                         f"adding noise), not {noise_factor}")
+        raise InvalidParameterError(f"noise_factor must be at least 1 (noise cannot be removed by "
+                                    f"adding noise), not {noise_factor}")
     if target_fwhm is not None and target_psf is not None:
-        raise ValueError("give target_fwhm or target_psf, not both")
+        raise InvalidParameterError("give target_fwhm or target_psf, not both")
     bands = image.bands if isinstance(image, MultiBandCutout) else ("image",)
     if target_fwhm is None and target_psf is None:
         identity = {band: np.ones((1, 1)) for band in bands}
-        return _apply(image, identity, noise_factor, seed, background_std,
+        return _apply(image, identity, noise_factor, seed, _blank_sky_noise,
                       {band: (None, None) for band in bands}, calibrate=True)
     scale = wcs_pixel_scale(image.wcs, default=SDSS_PIXEL_SCALE)
     psfs = _per_band(psf, bands, "psf")
@@ -293,7 +387,7 @@ def degrade(image, target_fwhm=None, noise_factor=1.0, psf=None, target_psf=None
         target = _as_psf(targets[band], scale, "the target PSF")
         kernels[band] = matching_kernel(source, target)
         fwhms[band] = (_fwhm_pixels(source) * u.pix, _fwhm_pixels(target) * u.pix)
-    return _apply(image, kernels, noise_factor, seed, background_std, fwhms,
+    return _apply(image, kernels, noise_factor, seed, _blank_sky_noise, fwhms,
                   calibrate=True)
 
 
@@ -336,22 +430,25 @@ def degrade_like_galaxygan(image, fwhm, sigma, seed=None):
         As for `degrade`.
     """
     if not sigma >= 1:
-        raise ValueError(f"sigma must be at least 1, not {sigma}")
+        raise InvalidParameterError(f"sigma must be at least 1, not {sigma}")
     fwhm = u.Quantity(fwhm, u.arcsec)
     if not fwhm.unit.is_equivalent(u.arcsec) or not fwhm.value > 0:
-        raise ValueError(f"fwhm must be a positive angle, not {fwhm}")
+        raise InvalidParameterError(f"fwhm must be a positive angle, not {fwhm}")
     unit = image.unit
     if not u.Unit(unit).is_equivalent(u.nanomaggy):
-        raise u.UnitConversionError(f"the GalaxyGAN recipe works in nanomaggies; the image "
-                                    f"is in {unit}")
+        raise UnitMismatchError(f"the GalaxyGAN recipe works in nanomaggies; the image "
+                                f"is in {unit}")
     bands = image.bands if isinstance(image, MultiBandCutout) else ("image",)
     kernel = galaxygan_kernel(fwhm)
     kernels = {band: kernel for band in bands}
     fwhms = {band: (None, fwhm) for band in bands}
     to_nmgy = u.Unit(unit).to(u.nanomaggy)
 
-    def estimator(data, mask):
-        return _galaxygan_noise(data * to_nmgy, mask) / to_nmgy
+    def measure(data, mask):
+        return galaxygan_noise(data * to_nmgy, mask) / to_nmgy
+
+    def estimator(data, mask, kernel):
+        return measure(data, mask), measure
 
     # The paper's one-step formula, uncalibrated, as the reference code did.
     return _apply(image, kernels, sigma, seed, estimator, fwhms, calibrate=False)
@@ -371,7 +468,8 @@ def _apply(image, kernels, noise_factor, seed, estimator, fwhms, calibrate):
         return _apply_ccd(image, kernels["image"], noise_factor, rngs[0], estimator,
                           fwhms["image"], calibrate)
     if not isinstance(image, MultiBandCutout):
-        raise TypeError(f"image must be a CCDData or a MultiBandCutout, not {type(image)}")
+        raise InvalidInputTypeError(f"image must be a CCDData or a MultiBandCutout, not "
+                                    f"{type(image)}")
     data = np.empty(image.data.shape, dtype=np.float32)
     variance = None if image.uncertainty is None else np.empty_like(data)
     mask = np.empty(image.mask.shape, dtype=bool)

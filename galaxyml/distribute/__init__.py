@@ -8,5 +8,7 @@ from .byzantine import *  # noqa: F401, F403
 from .aggregators import *  # noqa: F401, F403
 from .model import *  # noqa: F401, F403
 from .loop import *  # noqa: F401, F403
+from .resumable import *  # noqa: F401, F403
 from .cluster import *  # noqa: F401, F403
+from .strategies import *  # noqa: F401, F403
 from .plotting import *  # noqa: F401, F403

@@ -13,8 +13,8 @@ import functools
 import keras
 import tensorflow as tf
 
-from ..exceptions import (AggregationConflictError, CollectiveDtypeError,
-                          NonFloatWeightsError)
+from ..exceptions import (AggregationConflictError, CollectiveDtypeError, DistributeError,
+                          NonFloatWeightsError, NotBuiltError)
 from .optimizers import Signum
 from .signs import count_set_bits, pack_bits, pack_counters, unpack_counters
 from .traffic import choose_exchange
@@ -86,7 +86,7 @@ class MeanAggregator(GradientAggregator):
     def __init__(self, byzantine=None, optimizer="adam"):
         super().__init__(byzantine)
         if optimizer not in self.OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; choose from {self.OPTIMIZERS}")
+            raise DistributeError(f"unknown optimizer {optimizer!r}; choose from {self.OPTIMIZERS}")
         self.optimizer = optimizer
 
     def make_optimizer(self, learning_rate, momentum):
@@ -153,9 +153,9 @@ class MajorityVote(GradientAggregator):
     def __init__(self, exchange="auto", word_dtype="int32", byzantine=None):
         super().__init__(byzantine)
         if exchange not in self.EXCHANGES:
-            raise ValueError(f"unknown exchange {exchange!r}; choose from {self.EXCHANGES}")
+            raise DistributeError(f"unknown exchange {exchange!r}; choose from {self.EXCHANGES}")
         if word_dtype not in WORD_DTYPES:
-            raise ValueError(f"unknown word dtype {word_dtype!r}; choose from {WORD_DTYPES}")
+            raise DistributeError(f"unknown word dtype {word_dtype!r}; choose from {WORD_DTYPES}")
         self.exchange = exchange
         self.word_dtype = word_dtype
         self._states = {}
@@ -224,15 +224,16 @@ class MajorityVote(GradientAggregator):
         try:
             return self._states[id(optimizer)]
         except KeyError:
-            raise RuntimeError("MajorityVote.build(optimizer, variables) must run in the "
-                               "strategy's scope before training") from None
+            raise NotBuiltError("MajorityVote.build(optimizer, variables) must run in the "
+                                "strategy's scope before training") from None
 
     # One step ---------------------------------------------------------------------------
 
     def apply(self, optimizer, gradients, variables):
         state = self._state(optimizer)
         if len(variables) != len(state.momenta):
-            raise ValueError(f"built for {len(state.momenta)} variables, given {len(variables)}")
+            raise DistributeError(f"built for {len(state.momenta)} variables, given "
+                                  f"{len(variables)}")
         context = tf.distribute.get_replica_context()
         negative = self._local_signs(optimizer.momentum, state.momenta, gradients)
         if self.byzantine is not None:
@@ -355,10 +356,10 @@ def get_aggregator(aggregation=None, **kwargs):
     """
     if isinstance(aggregation, GradientAggregator):
         if kwargs:
-            raise ValueError("keyword arguments are for aggregators given by name")
+            raise DistributeError("keyword arguments are for aggregators given by name")
         return aggregation
     classes = {None: MeanAggregator, "mean": MeanAggregator, "majority_vote": MajorityVote}
     if aggregation not in classes:
-        raise ValueError(f"unknown aggregation {aggregation!r}; choose 'mean' or "
-                         "'majority_vote', or pass a GradientAggregator")
+        raise DistributeError(f"unknown aggregation {aggregation!r}; choose 'mean' or "
+                              "'majority_vote', or pass a GradientAggregator")
     return classes[aggregation](**kwargs)

@@ -3,7 +3,7 @@
 
 import tensorflow as tf
 
-from ..exceptions import ByzantineCountError
+from ..exceptions import ByzantineCountError, DistributeError
 
 __all__ = ["ByzantineReplicas"]
 
@@ -34,7 +34,7 @@ class ByzantineReplicas:
 
     def __init__(self, count, mode="sign_flip", scale=1.0, seed=0):
         if mode not in self.MODES:
-            raise ValueError(f"unknown Byzantine mode {mode!r}; choose from {self.MODES}")
+            raise DistributeError(f"unknown Byzantine mode {mode!r}; choose from {self.MODES}")
         if count < 0:
             raise ByzantineCountError(f"the Byzantine count must be non-negative, not {count}")
         self.count = int(count)

@@ -4,6 +4,8 @@
 import json
 import socket
 
+from ..exceptions import DistributeError
+
 __all__ = ["tf_config", "free_local_ports"]
 
 
@@ -23,7 +25,7 @@ def tf_config(workers, index):
     '{"cluster": {"worker": ["node1:2222", "node2:2222"]}, "task": {"type": "worker", "index": 1}}'
     """
     if not 0 <= index < len(workers):
-        raise ValueError(f"worker index {index} is outside the {len(workers)} workers")
+        raise DistributeError(f"worker index {index} is outside the {len(workers)} workers")
     return json.dumps({"cluster": {"worker": list(workers)},
                        "task": {"type": "worker", "index": int(index)}})
 

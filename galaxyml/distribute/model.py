@@ -4,6 +4,7 @@
 import keras
 import tensorflow as tf
 
+from ..exceptions import NotBuiltError
 from .aggregators import get_aggregator
 
 __all__ = ["AggregatedTrainStep", "AggregatedModel"]
@@ -37,8 +38,12 @@ class AggregatedTrainStep:
         if self.aggregator is None:
             self.aggregator = get_aggregator()
         if not self.trainable_weights:
-            raise ValueError("the model has no trainable weights yet: build it first")
+            raise NotBuiltError("the model has no trainable weights yet: build it first")
         self.aggregator.build(self.optimizer, self.trainable_weights)
+
+    def checkpoint_objects(self):
+        """What a training checkpoint holds: the model (its weights) and its optimizer."""
+        return {"model": self, "optimizer": self.optimizer}
 
     def train_step(self, data):
         """Forward, loss (divided by the number of replicas), gradients, aggregation, metrics."""

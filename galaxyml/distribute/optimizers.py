@@ -4,6 +4,8 @@
 import keras
 from keras import ops
 
+from ..exceptions import DistributeError
+
 __all__ = ["Signum", "WarmupStepSchedule", "sign_of"]
 
 
@@ -41,7 +43,7 @@ class Signum(keras.optimizers.Optimizer):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name,
                          **kwargs)
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must lie in [0, 1), not {momentum}")
+            raise DistributeError(f"momentum must lie in [0, 1), not {momentum}")
         self.momentum = float(momentum)
 
     def build(self, variables):
@@ -92,9 +94,9 @@ class WarmupStepSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, learning_rate, warmup_steps=0, boundaries=(), decay=0.1):
         if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be non-negative, not {warmup_steps}")
+            raise DistributeError(f"warmup_steps must be non-negative, not {warmup_steps}")
         if list(boundaries) != sorted(boundaries):
-            raise ValueError(f"boundaries must be increasing, not {boundaries}")
+            raise DistributeError(f"boundaries must be increasing, not {boundaries}")
         self.learning_rate = float(learning_rate)
         self.warmup_steps = int(warmup_steps)
         self.boundaries = [int(b) for b in boundaries]

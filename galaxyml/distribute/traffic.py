@@ -25,6 +25,7 @@ import astropy.units as u
 import numpy as np
 from astropy.table import QTable
 
+from ..exceptions import DistributeError
 from .signs import WORD_BITS, counter_bits, counters_per_word
 
 __all__ = ["EXCHANGES", "exchange_bytes", "choose_exchange", "traffic_table"]
@@ -56,7 +57,7 @@ def exchange_bytes(exchange, n_parameters, replicas, float_bits=32):
     bytes : `~astropy.units.Quantity`
     """
     if replicas < 1:
-        raise ValueError(f"replicas must be at least 1, not {replicas}")
+        raise DistributeError(f"replicas must be at least 1, not {replicas}")
     reduce_share = 2 * (replicas - 1) / replicas
     if exchange == "float_all_reduce":
         bits = reduce_share * float_bits * n_parameters
@@ -65,7 +66,7 @@ def exchange_bytes(exchange, n_parameters, replicas, float_bits=32):
     elif exchange == "counter_all_reduce":
         bits = reduce_share * WORD_BITS * _words(n_parameters, counters_per_word(replicas))
     else:
-        raise ValueError(f"unknown exchange {exchange!r}; choose from {EXCHANGES}")
+        raise DistributeError(f"unknown exchange {exchange!r}; choose from {EXCHANGES}")
     return bits / 8 * u.byte
 
 

@@ -14,10 +14,11 @@ from astropy.nddata import CCDData, Cutout2D, NoOverlapError, PartialOverlapErro
 from reproject import reproject_interp
 
 from ..exceptions import (CutoutOffImageError, CutoutPartiallyOffImageWarning,
-                          InvalidCutoutSizeError, MissingWCSError, MixedFieldsError,
-                          NoImageHDUError, UnknownBandError)
-from .fits import (celestial_wcs, open_fits, parse_unit, read_image, unit_to_bunit,
-                   wcs_pixel_scale)
+                          InvalidCutoutSizeError, InvalidInputTypeError, InvalidParameterError,
+                          InvalidShapeError, MissingWCSError, MixedFieldsError, NoImageHDUError,
+                          ShapeMismatchError, UnknownBandError)
+from ..utils._fits import celestial_wcs, open_fits, parse_unit, unit_to_bunit
+from .fits import read_image, wcs_pixel_scale
 from .sdss import read_sdss_frame
 from .writing import provenance_header, write_fits
 
@@ -65,13 +66,13 @@ class MultiBandCutout:
         data = np.asarray(data)
         bands = tuple(bands)
         if data.ndim != 3 or data.shape[0] != len(bands):
-            raise ValueError(f"data must have shape (n_bands={len(bands)}, ny, nx), "
-                             f"not {data.shape}")
+            raise InvalidShapeError(f"data must have shape (n_bands={len(bands)}, ny, nx), "
+                                    f"not {data.shape}")
         if len(set(bands)) != len(bands):
-            raise ValueError(f"band names must be unique, not {bands}")
+            raise InvalidParameterError(f"band names must be unique, not {bands}")
         for name, plane in (("uncertainty", uncertainty), ("mask", mask)):
             if plane is not None and np.shape(plane) != data.shape:
-                raise ValueError(f"{name} has shape {np.shape(plane)}, data {data.shape}")
+                raise ShapeMismatchError(f"{name} has shape {np.shape(plane)}, data {data.shape}")
         self.data = data
         self.bands = bands
         self.wcs = wcs
@@ -231,18 +232,19 @@ def read_images(images):
     unchanged, so a frame read once can serve any number of cutouts.
     """
     if not isinstance(images, Mapping) or not images:
-        raise TypeError("images must be a non-empty mapping of band name -> CCDData or path")
+        raise InvalidInputTypeError("images must be a non-empty mapping of band name -> CCDData "
+                                    "or path")
     result = {}
     for band, image in images.items():
         if isinstance(image, (str, Path)):
             reader = read_sdss_frame if Path(image).name.startswith("frame-") else read_image
             image = reader(image)
         if not isinstance(image, CCDData):
-            raise TypeError(f"band {band!r}: expected a CCDData or a path, "
-                            f"not {type(image).__name__}")
+            raise InvalidInputTypeError(f"band {band!r}: expected a CCDData or a path, "
+                                        f"not {type(image).__name__}")
         if image.data.ndim != 2:
-            raise ValueError(f"band {band!r}: image must be two-dimensional, "
-                             f"not of shape {image.data.shape}")
+            raise InvalidShapeError(f"band {band!r}: image must be two-dimensional, "
+                                    f"not of shape {image.data.shape}")
         if image.wcs is None or not image.wcs.has_celestial:
             raise MissingWCSError(f"band {band!r} ({_band_meta(image).get('filename', 'image')})"
                                   ": no celestial WCS, so it cannot be aligned")
@@ -390,7 +392,7 @@ def multiband_cutout(images, position, size, reference_band="r", mode="partial",
     it is masked.
     """
     if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, not {mode!r}")
+        raise InvalidParameterError(f"mode must be one of {_MODES}, not {mode!r}")
     images = read_images(images)
     if reference_band not in images:
         raise UnknownBandError(f"reference band {reference_band!r} is not among the bands "

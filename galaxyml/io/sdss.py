@@ -7,17 +7,15 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
-from scipy.ndimage import map_coordinates
 
-from ..exceptions import (DefaultNoiseModelWarning, MixedFieldsError, NoImageHDUError,
-                          UnknownBandError)
-from .fits import celestial_wcs, mask_non_finite, open_fits
+from ..exceptions import (DefaultNoiseModelWarning, InvalidParameterError, MixedFieldsError,
+                          NoImageHDUError)
+from ..utils._fits import celestial_wcs, mask_non_finite, open_fits
+from ..utils._sdss import (DEFAULT_DARK_VARIANCE, DEFAULT_GAIN, FRAME_OFFSET, SDSS_BANDS,
+                           band_index, sky_counts)
 
 __all__ = ["SDSS_BANDS", "SDSS_PIXEL_SCALE", "FPM_MASK_PLANES", "read_sdss_frame",
            "sdss_noise_parameters", "read_fpm_mask", "nanomaggies_to_mag"]
-
-#: SDSS filters, in the order used by every multi-band SDSS file.
-SDSS_BANDS = "ugriz"
 
 #: Pixel scale of the SDSS imaging camera.
 SDSS_PIXEL_SCALE = 0.396 * u.arcsec / u.pix
@@ -26,42 +24,7 @@ SDSS_PIXEL_SCALE = 0.396 * u.arcsec / u.pix
 FPM_MASK_PLANES = ("INTERP", "SATUR", "NOTCHECKED", "OBJECT", "BRIGHTOBJECT", "BINOBJECT",
                    "CATOBJECT", "SUBTRACTED", "GHOST", "CR")
 
-# Typical gain (electrons per count) and dark variance (counts^2) per camera
-# column (rows 1 to 6) and band (u, g, r, i, z), after the SDSS frame data
-# model.  A few CCDs changed during the survey (u and i of camcol 2, i and z
-# of camcol 4); camcol 2 holds the values this project verified against the
-# psField of run 2583.  Pass a psField file for the exact values of a field.
-_DEFAULT_GAIN = {
-    1: (1.62, 3.32, 4.71, 5.165, 4.745),
-    2: (1.825, 3.855, 4.6, 5.195, 5.155),
-    3: (1.59, 3.845, 4.72, 4.86, 4.885),
-    4: (1.6, 3.995, 4.76, 4.885, 4.775),
-    5: (1.47, 4.05, 4.725, 4.64, 3.48),
-    6: (2.17, 4.035, 4.895, 4.76, 4.69),
-}
-_DEFAULT_DARK_VARIANCE = {
-    1: (9.61, 15.6025, 1.8225, 7.84, 0.81),
-    2: (12.6025, 1.44, 1.0, 6.25, 1.0),
-    3: (8.7025, 1.3225, 1.3225, 4.6225, 1.0),
-    4: (12.6025, 1.96, 1.3225, 6.25, 9.61),
-    5: (9.3025, 1.1025, 0.81, 7.84, 1.8225),
-    6: (7.0225, 1.8225, 0.9025, 5.0625, 1.21),
-}
-
 _DEFAULT_MASK_PLANES = ("INTERP", "SATUR", "CR")
-
-# The camera's filter rows cross the sky in the order r, i, u, z, g, two frames
-# apart, so a frame's FRAME keyword is the field number plus this offset.
-_FRAME_OFFSET = {"r": 0, "i": 2, "u": 4, "z": 6, "g": 8}
-
-
-def band_index(band, where="SDSS"):
-    """Position of ``band`` in `SDSS_BANDS`, or `UnknownBandError`."""
-    band = str(band).strip()
-    if len(band) != 1 or band not in SDSS_BANDS:
-        raise UnknownBandError(f"{where}: unknown SDSS band {band!r}; "
-                               f"the bands are {', '.join(SDSS_BANDS)}")
-    return SDSS_BANDS.index(band)
 
 
 def _field_id(header):
@@ -69,12 +32,12 @@ def _field_id(header):
 
     psField and fpM files have FIELD.  Frames only have FRAME, the frame
     number of their own filter row, which runs ahead of the field number by
-    the row's offset in the camera (see ``_FRAME_OFFSET``).
+    the row's offset in the camera (see ``FRAME_OFFSET``).
     """
     field = header.get("FIELD")
     if field is None and header.get("FRAME") is not None:
         band = str(header.get("FILTER", "")).strip()
-        field = int(header["FRAME"]) - _FRAME_OFFSET.get(band, 0)
+        field = int(header["FRAME"]) - FRAME_OFFSET.get(band, 0)
     return tuple(int(value) if value is not None else None
                  for value in (header.get("RUN"), header.get("CAMCOL"), field))
 
@@ -142,13 +105,13 @@ def sdss_noise_parameters(band, camcol, psfield=None, field_id=None):
                                       "missing; is this a psField file?")
             row = hdul[6].data[0]
             return float(row["gain"][index]), float(row["dark_variance"][index]), "psField"
-    if camcol not in _DEFAULT_GAIN:
-        raise ValueError(f"camcol must be 1 to 6, not {camcol!r}")
+    if camcol not in DEFAULT_GAIN:
+        raise InvalidParameterError(f"camcol must be 1 to 6, not {camcol!r}")
     warnings.warn(f"no psField given: band {band} of camcol {camcol} uses the typical gain "
-                  f"{_DEFAULT_GAIN[camcol][index]} and dark variance "
-                  f"{_DEFAULT_DARK_VARIANCE[camcol][index]} of the SDSS data model",
+                  f"{DEFAULT_GAIN[camcol][index]} and dark variance "
+                  f"{DEFAULT_DARK_VARIANCE[camcol][index]} of the SDSS data model",
                   DefaultNoiseModelWarning)
-    return _DEFAULT_GAIN[camcol][index], _DEFAULT_DARK_VARIANCE[camcol][index], "default"
+    return DEFAULT_GAIN[camcol][index], DEFAULT_DARK_VARIANCE[camcol][index], "default"
 
 
 def read_fpm_mask(path, shape=None, planes=_DEFAULT_MASK_PLANES, field_id=None):
@@ -174,8 +137,8 @@ def read_fpm_mask(path, shape=None, planes=_DEFAULT_MASK_PLANES, field_id=None):
     path = Path(path)
     unknown = set(planes) - set(FPM_MASK_PLANES)
     if unknown:
-        raise ValueError(f"unknown fpM mask planes {sorted(unknown)}; "
-                         f"choose from {FPM_MASK_PLANES}")
+        raise InvalidParameterError(f"unknown fpM mask planes {sorted(unknown)}; "
+                                    f"choose from {FPM_MASK_PLANES}")
     with open_fits(path) as hdul:
         header = hdul[0].header
         if field_id is not None:
@@ -193,20 +156,6 @@ def read_fpm_mask(path, shape=None, planes=_DEFAULT_MASK_PLANES, field_id=None):
                     if 0 <= row < shape[0]:
                         mask[row, max(first, 0):min(last, shape[1] - 1) + 1] = True
     return mask
-
-
-def _sky_counts(sky_table, shape):
-    """Full-resolution sky in counts from the binned sky of frame HDU 2."""
-    allsky = np.asarray(sky_table["ALLSKY"][0], dtype=np.float32)
-    xinterp = np.asarray(sky_table["XINTERP"][0], dtype=np.float32)
-    yinterp = np.asarray(sky_table["YINTERP"][0], dtype=np.float32)
-    if allsky.ndim != 2 or (yinterp.size, xinterp.size) != shape:
-        raise NoImageHDUError("the sky table does not match the image shape")
-    # Interpolate separably: bilinear on the binned grid along rows, then columns.
-    rows = map_coordinates(allsky, np.meshgrid(yinterp, np.arange(allsky.shape[1]),
-                                               indexing="ij"), order=1, mode="nearest")
-    return map_coordinates(rows, np.meshgrid(np.arange(shape[0]), xinterp, indexing="ij"),
-                           order=1, mode="nearest")
 
 
 def read_sdss_frame(path, psfield=None, fpm=None, mask_planes=_DEFAULT_MASK_PLANES):
@@ -253,7 +202,7 @@ def read_sdss_frame(path, psfield=None, fpm=None, mask_planes=_DEFAULT_MASK_PLAN
         data = np.asarray(hdul[0].data, dtype=np.float32)
         calibvec = np.asarray(hdul[1].data, dtype=np.float32)
         try:
-            sky = _sky_counts(hdul[2].data, data.shape)
+            sky = sky_counts(hdul[2].data, data.shape)
         except (KeyError, TypeError) as exc:
             raise NoImageHDUError(f"{path}: HDU 2 is not an SDSS sky table ({exc})") from exc
     if calibvec.shape != data.shape[1:]:

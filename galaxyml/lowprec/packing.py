@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from ..exceptions import InvalidBitWidthError
+from ..exceptions import InvalidBitWidthError, InvalidParameterError, ShapeMismatchError
 
 __all__ = ["BIT_WIDTHS", "check_bits", "codes_per_byte", "pack_codes", "unpack_codes"]
 
@@ -53,7 +53,7 @@ def pack_codes(codes, bits):
     per_byte = codes_per_byte(bits)
     codes = np.asarray(codes)
     if codes.size and (codes.min() < 0 or codes.max() >= 2 ** bits):
-        raise ValueError(f"codes must lie in [0, {2 ** bits}) for {bits} bits")
+        raise InvalidParameterError(f"codes must lie in [0, {2 ** bits}) for {bits} bits")
     codes = codes.astype(np.uint8)
     if per_byte == 1:
         return codes.copy()
@@ -74,8 +74,8 @@ def unpack_codes(packed, bits, n):
     if per_byte == 1:
         return packed[..., :n].copy()
     if packed.shape[-1] * per_byte < n:
-        raise ValueError(f"{packed.shape[-1]} bytes hold {packed.shape[-1] * per_byte} codes "
-                         f"of {bits} bits, not {n}")
+        raise ShapeMismatchError(f"{packed.shape[-1]} bytes hold {packed.shape[-1] * per_byte} "
+                                 f"codes of {bits} bits, not {n}")
     shifts = (bits * np.arange(per_byte)).astype(np.uint8)
     codes = (packed[..., None] >> shifts) & np.uint8(2 ** bits - 1)
     return codes.reshape(packed.shape[:-1] + (-1,))[..., :n]

@@ -3,11 +3,12 @@
 
 import numpy as np
 
-from ..exceptions import NonFiniteDataError
+from ..exceptions import InvalidParameterError, InvalidShapeError, NonFiniteDataError
 from .kernels import packed_matvec, packed_rmatvec
 from .packing import check_bits, pack_codes, unpack_codes
 
 __all__ = ["QuantizedArray", "QuantizedComplex", "quantize", "quantize_row_blocks",
+           "quantization_codes",
            "double_sample", "SCALE_MODES"]
 
 #: How the values are normalised to [-1, 1] before rounding.
@@ -149,8 +150,25 @@ def _scale(values, mode):
     return np.where(scale > 0, scale, 1.0)
 
 
-def _codes(normalised, bits, stochastic, rng):
-    """Codes of values in [-1, 1]: unbiased stochastic or nearest rounding."""
+def quantization_codes(normalised, bits, stochastic=True, rng=None):
+    """The ``bits``-bit codes (uint8) of values in [-1, 1]: unbiased stochastic or nearest rounding.
+
+    Code c stands for the level ``-1 + 2 c / (2 ** bits - 1)``.  Stochastic
+    rounding rounds up with probability equal to the distance above the
+    lower level, so the levels are an unbiased estimate of the values.
+
+    Parameters
+    ----------
+    normalised : array-like
+        Values divided by their scale (clipped to [-1, 1]).
+    bits : int
+        Bits per code.
+    stochastic : bool
+        Stochastic (default) or nearest rounding.
+    rng : `numpy.random.Generator`, optional
+        Source of the stochastic rounding.
+    """
+    rng = np.random.default_rng() if rng is None else rng
     top = 2 ** bits - 1
     position = (np.clip(normalised, -1.0, 1.0) + 1.0) * (top / 2.0)
     if not stochastic:
@@ -208,10 +226,10 @@ def quantize(values, bits, scale="row", stochastic=True, seed=None):
     """
     bits = check_bits(bits)
     if scale not in SCALE_MODES:
-        raise ValueError(f"scale must be one of {SCALE_MODES}, not {scale!r}")
+        raise InvalidParameterError(f"scale must be one of {SCALE_MODES}, not {scale!r}")
     values = np.asarray(values)
     if values.ndim not in (1, 2):
-        raise ValueError(f"can quantize 1-D or 2-D arrays, not shape {values.shape}")
+        raise InvalidShapeError(f"can quantize 1-D or 2-D arrays, not shape {values.shape}")
     if not np.all(np.isfinite(values)):
         raise NonFiniteDataError(f"cannot quantize {int((~np.isfinite(values)).sum())} NaN or "
                                  "infinite values")
@@ -222,7 +240,7 @@ def quantize(values, bits, scale="row", stochastic=True, seed=None):
                                 quantize(values.imag, bits, scale, stochastic, imag_rng))
     values = values.astype(np.float64)
     scales = _scale(values, scale)
-    codes = _codes(values / scales, bits, stochastic, rng)
+    codes = quantization_codes(values / scales, bits, stochastic, rng)
     matrix = codes.reshape(1, -1) if values.ndim == 1 else codes
     return QuantizedArray(pack_codes(matrix, bits), bits, values.shape, scales)
 
@@ -253,10 +271,10 @@ def quantize_row_blocks(blocks, bits, stochastic=True, seed=None):
             raise NonFiniteDataError("a row block holds NaN or infinite values")
         n_columns = block.shape[1] if n_columns is None else n_columns
         scale = _scale(block, "row")
-        packed.append(pack_codes(_codes(block / scale, bits, stochastic, rng), bits))
+        packed.append(pack_codes(quantization_codes(block / scale, bits, stochastic, rng), bits))
         scales.append(scale)
     if n_columns is None:
-        raise ValueError("no row blocks to quantize")
+        raise InvalidParameterError("no row blocks to quantize")
     scale = np.concatenate(scales)
     return QuantizedArray(np.concatenate(packed), bits, (len(scale), n_columns), scale)
 

@@ -1,21 +1,16 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Seeing measurements: the FWHM of a PSF or of point sources in an image."""
 
-import warnings
-
 import numpy as np
 from astropy import units as u
 from astropy.nddata import NDData
-from astropy.utils.exceptions import AstropyUserWarning
-from photutils.psf import fit_fwhm
 
-from ..exceptions import PositionOffImageError
+from ..exceptions import InvalidShapeError, PositionOffImageError
 from ..io.fits import wcs_pixel_scale
+from ._fwhm import fit_fwhm_pixels
 from .models import PSFModel
 
 __all__ = ["measure_fwhm"]
-
-_FIRST_FIT_SHAPE = 7
 
 
 def measure_fwhm(psf_or_image, positions=None, fit_shape=None, pixel_scale=None):
@@ -50,13 +45,7 @@ def measure_fwhm(psf_or_image, positions=None, fit_shape=None, pixel_scale=None)
     if positions is not None:
         xypos = np.atleast_2d(np.asarray(positions, dtype=float))
         _check_inside(xypos, data.shape)
-    if fit_shape is None:
-        first = _fit(data, xypos, _FIRST_FIT_SHAPE, mask)
-        typical = np.nanmedian(first) if np.any(np.isfinite(first)) else _FIRST_FIT_SHAPE / 2
-        fit_shape = max(_FIRST_FIT_SHAPE, 2 * int(np.ceil(1.5 * typical)) + 1)
-        if xypos is None:
-            fit_shape = min(fit_shape, 2 * (min(data.shape) // 2) - 1)
-    fwhm = _fit(data, xypos, fit_shape, mask) * u.pix
+    fwhm = fit_fwhm_pixels(data, xypos, fit_shape, mask) * u.pix
     if positions is None:
         fwhm = fwhm[0]
     return (fwhm * scale).to(u.arcsec) if scale is not None else fwhm
@@ -76,7 +65,8 @@ def _data_mask_and_scale(psf_or_image, pixel_scale):
         return data, mask, scale
     data = np.asarray(psf_or_image, dtype=float)
     if data.ndim != 2:
-        raise ValueError(f"need a 2-D image or a PSF model, not an array of shape {data.shape}")
+        raise InvalidShapeError(f"need a 2-D image or a PSF model, not an array of shape "
+                                f"{data.shape}")
     return data, None, scale
 
 
@@ -87,14 +77,3 @@ def _check_inside(xypos, shape):
     if outside.any():
         raise PositionOffImageError(f"{int(outside.sum())} of the positions lie outside the "
                                     f"image of shape {shape}, e.g. {xypos[outside][0]}")
-
-
-def _fit(data, xypos, fit_shape, mask):
-    with warnings.catch_warnings():
-        # A source near an edge or a poor fit is reported as NaN below, not as a warning.
-        warnings.simplefilter("ignore", AstropyUserWarning)
-        fwhm = np.abs(np.asarray(fit_fwhm(data, xypos=xypos, fit_shape=fit_shape, mask=mask),
-                                 dtype=float))
-    # A fit that ran away (to a width comparable to the box or beyond) is not a measurement.
-    fwhm[~(fwhm < 2 * fit_shape)] = np.nan
-    return fwhm

@@ -6,8 +6,10 @@ from astropy import units as u
 from scipy.ndimage import shift as shift_image
 from scipy.special import erf
 
-from ..exceptions import EvenKernelSizeError, InvalidPSFError
+from ..exceptions import InvalidPSFError
 from ..io.sdss import SDSS_PIXEL_SCALE
+from ..utils._kernels import check_odd
+from ._fwhm import fit_fwhm_pixels
 
 __all__ = ["PSFModel", "GaussianPSF", "MoffatPSF", "SampledPSF", "normalized_kernel",
            "GAUSSIAN_FWHM_TO_SIGMA"]
@@ -38,15 +40,6 @@ def normalized_kernel(array, name="PSF"):
         raise InvalidPSFError(f"the {name} sums to {total:g}: a PSF must have a positive sum "
                               "to be normalised")
     return array / total
-
-
-def check_odd(shape, name="kernel"):
-    """Raise `EvenKernelSizeError` unless every side in ``shape`` is odd and positive."""
-    for side in np.atleast_1d(shape):
-        if int(side) != side or side < 1 or int(side) % 2 == 0:
-            raise EvenKernelSizeError(f"the {name} size must be a positive odd number of "
-                                      "pixels (so that it has a central pixel), not "
-                                      f"{tuple(np.atleast_1d(shape))}")
 
 
 def _pixel_scale(pixel_scale):
@@ -245,8 +238,7 @@ class SampledPSF(PSFModel):
     @property
     def fwhm(self):
         """FWHM of a circular Gaussian fit, as an angle."""
-        from .measure import measure_fwhm
-        return measure_fwhm(self)
+        return (fit_fwhm_pixels(self.render())[0] * u.pix * self.pixel_scale).to(u.arcsec)
 
     def __repr__(self):
         return f"<SampledPSF shape={self.array.shape} pixel_scale={self.pixel_scale:.3f}>"

@@ -5,8 +5,9 @@ import numpy as np
 from astropy.stats import sigma_clipped_stats
 
 from ..exceptions import FITSReadError, UnknownBandError
-from ..io.fits import open_fits
-from ..io.sdss import SDSS_PIXEL_SCALE, band_index
+from ..io.sdss import SDSS_PIXEL_SCALE
+from ..utils._fits import open_fits
+from ..utils._sdss import band_index
 from .models import SampledPSF
 
 __all__ = ["SDSSPSFBasis", "sdss_psf"]

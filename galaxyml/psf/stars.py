@@ -12,11 +12,12 @@ from photutils.psf import EPSFBuilder, extract_stars
 from scipy.spatial import cKDTree
 
 from ..sources import source_catalog
-from ..exceptions import NoStarsError
+from ..exceptions import NoStarsError, UnitMismatchError
 from ..io.fits import wcs_pixel_scale
 from ..io.sdss import nanomaggies_to_mag
 from .measure import measure_fwhm
-from .models import SampledPSF, check_odd
+from ..utils._kernels import check_odd
+from .models import SampledPSF
 
 __all__ = ["find_stars", "empirical_psf"]
 
@@ -68,7 +69,8 @@ def find_stars(image, mag_range=None, isolation=15, max_elongation=1.3, locus_to
                       else np.full(len(catalog), np.nan) * u.ABmag)
     if mag_range is not None:
         if not in_nanomaggies:
-            raise ValueError(f"mag_range needs fluxes in nanomaggies, the image is in {flux.unit}")
+            raise UnitMismatchError(f"mag_range needs fluxes in nanomaggies, the image is in "
+                                    f"{flux.unit}")
         mag = catalog["mag"].value
         keep &= (mag >= min(mag_range)) & (mag <= max(mag_range))
     if image.mask is not None:

@@ -5,7 +5,7 @@ import numpy as np
 from astropy import units as u
 from astropy.table import QTable
 
-from ..exceptions import AntennaTableError
+from ..exceptions import AntennaTableError, InvalidParameterError
 
 __all__ = ["antenna_table", "lofar_station_layout", "baselines"]
 
@@ -89,8 +89,8 @@ def lofar_station_layout(n_antennas=96, radius=40 * u.m, min_spacing=2.5 * u.m, 
         if all(np.hypot(*(candidate - p)) >= spacing for p in positions):
             positions.append(candidate)
     if len(positions) < n_antennas:
-        raise ValueError(f"cannot place {n_antennas} antennas {spacing} m apart within "
-                         f"{radius} m")
+        raise InvalidParameterError(f"cannot place {n_antennas} antennas {spacing} m apart within "
+                                    f"{radius} m")
     positions = np.array(positions)
     return antenna_table({"name": [f"LBA{k:03d}" for k in range(n_antennas)],
                           "east": positions[:, 0] * u.m, "north": positions[:, 1] * u.m,

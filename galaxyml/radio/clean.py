@@ -7,6 +7,7 @@ import numpy as np
 from astropy import units as u
 from scipy.signal import fftconvolve
 
+from ..exceptions import InvalidParameterError
 from ..psf.measure import measure_fwhm
 from ..psf.models import GaussianPSF
 
@@ -117,7 +118,7 @@ def hogbom_clean(operator, visibilities, gain=0.1, max_iter=1000, threshold=None
         beam's main lobe, plus the residual; Jy / beam).
     """
     if not 0 < gain <= 1:
-        raise ValueError(f"gain must lie in (0, 1], not {gain}")
+        raise InvalidParameterError(f"gain must lie in (0, 1], not {gain}")
     ny, nx = operator.grid.shape
     residual = dirty_image(operator, visibilities).data.astype(float)
     beam = dirty_beam(operator)

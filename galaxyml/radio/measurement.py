@@ -7,7 +7,7 @@ from astropy import units as u
 from astropy.nddata import CCDData
 from astropy.wcs import WCS
 
-from ..exceptions import ShapeMismatchError
+from ..exceptions import InvalidParameterError, ShapeMismatchError
 from .array import antenna_table, baselines
 
 __all__ = ["SkyGrid", "MeasurementOperator"]
@@ -56,8 +56,9 @@ class SkyGrid:
         wcs.wcs.set()
         self.wcs = wcs
         if not np.all(np.isfinite(self.directions())):
-            raise ValueError(f"a grid of {self.shape} pixels of {self.pixel_scale} around "
-                             f"elevation {self.pointing[1]} extends beyond the horizon")
+            raise InvalidParameterError(f"a grid of {self.shape} pixels of {self.pixel_scale} "
+                                        f"around elevation {self.pointing[1]} extends beyond "
+                                        "the horizon")
 
     @property
     def n_pixels(self):
@@ -122,7 +123,7 @@ class MeasurementOperator:
         self.antennas = antenna_table(antennas)
         self.frequency = u.Quantity(frequency, u.MHz)
         if not self.frequency.value > 0:
-            raise ValueError(f"frequency must be positive, not {frequency}")
+            raise InvalidParameterError(f"frequency must be positive, not {frequency}")
         self.grid = grid
         vectors, self.pairs = baselines(self.antennas)
         self.wavelength = (const.c / self.frequency).to(u.m)

@@ -5,6 +5,7 @@ import numpy as np
 from astropy import units as u
 from astropy.table import QTable
 
+from ..exceptions import InvalidParameterError
 from ..psf.models import GAUSSIAN_FWHM_TO_SIGMA
 
 __all__ = ["simulate_sky", "add_visibility_noise"]
@@ -78,8 +79,8 @@ def _positions(rng, n, shape, margin, min_separation):
             x.append(cx)
             y.append(cy)
     if len(x) < n:
-        raise ValueError(f"cannot place {n} sources {min_separation} pixels apart on a "
-                         f"{shape} grid")
+        raise InvalidParameterError(f"cannot place {n} sources {min_separation} pixels apart on a "
+                                    f"{shape} grid")
     return np.array(x), np.array(y)
 
 
@@ -94,7 +95,7 @@ def add_visibility_noise(visibilities, snr, seed=None):
         Noise standard deviation per complex visibility (Jy).
     """
     if not snr > 0:
-        raise ValueError(f"snr must be positive, not {snr}")
+        raise InvalidParameterError(f"snr must be positive, not {snr}")
     visibilities = np.asarray(visibilities)
     sigma = np.sqrt(np.mean(np.abs(visibilities) ** 2)) / snr
     rng = np.random.default_rng(seed)

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..exceptions import InvalidSparsityError, NonFiniteDataError, ShapeMismatchError
+from ..exceptions import (InvalidParameterError, InvalidSparsityError, NonFiniteDataError,
+                          ShapeMismatchError)
 from ..lowprec import QuantizedArray, quantize, quantize_row_blocks
-from ..lowprec.quantize import _codes
+from ..lowprec import quantization_codes
 from .measurement import MeasurementOperator
 
 __all__ = ["NIHTResult", "niht", "quantized_niht", "relative_error", "support_recovery"]
@@ -100,7 +101,7 @@ class _SecondSample:
         codes = np.empty(exact.shape, np.uint8)
         for k, column in enumerate(index):
             rng = np.random.default_rng([self.seed, int(column)])
-            codes[:, k] = _codes(exact[:, k] / scale[:, k], self.bits, True, rng)
+            codes[:, k] = quantization_codes(exact[:, k] / scale[:, k], self.bits, True, rng)
         return scale * (codes * self.step - 1)
 
 
@@ -142,7 +143,8 @@ def _check(matrix_shape, y, sparsity):
         raise NonFiniteDataError(f"y holds {int((~np.isfinite(y)).sum())} NaN or infinite "
                                  "values")
     if np.iscomplexobj(y):
-        raise ValueError("y must be real; use MeasurementOperator.real_data for visibilities")
+        raise InvalidParameterError("y must be real; use MeasurementOperator.real_data for "
+                                    "visibilities")
     n = matrix_shape[1]
     if int(sparsity) != sparsity or not 1 <= sparsity <= n:
         raise InvalidSparsityError(f"sparsity must be an integer from 1 to the number of "
@@ -214,7 +216,7 @@ def _as_operator(matrix):
     if array.ndim != 2:
         raise ShapeMismatchError(f"the matrix must be 2-D, not of shape {array.shape}")
     if np.iscomplexobj(array):
-        raise ValueError("the matrix must be real; use the real form [Re Phi; Im Phi]")
+        raise InvalidParameterError("the matrix must be real; use the real form [Re Phi; Im Phi]")
     if not np.all(np.isfinite(array)):
         raise NonFiniteDataError("the matrix holds NaN or infinite values")
     return _DenseOperator(array)

@@ -6,7 +6,8 @@ from scipy.signal import fftconvolve
 from skimage.restoration import richardson_lucy as skimage_richardson_lucy
 from skimage.restoration import unsupervised_wiener
 
-from ..psf.models import check_odd, normalized_kernel
+from ..psf.models import normalized_kernel
+from ..utils._kernels import check_odd
 
 __all__ = ["richardson_lucy", "wiener", "blind_deconvolution", "DECONVOLUTION_METHODS"]
 

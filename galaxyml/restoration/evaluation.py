@@ -71,7 +71,7 @@ def tune_iterations(pairs, methods=("Richardson-Lucy", "blind"), candidates=ITER
 
 
 def evaluate_restoration(model, pairs, iterations, methods=("Richardson-Lucy", "Wiener", "blind"),
-                         progress=True):
+                         progress=True, keep="first"):
     """Metrics of GalaxyGAN, the baselines and the degraded input on every pair.
 
     Parameters
@@ -84,6 +84,9 @@ def evaluate_restoration(model, pairs, iterations, methods=("Richardson-Lucy", "
     methods : sequence of str
         Baselines.
     progress : bool
+    keep : {'first', 'all'}
+        Which images to return: those of each cell's first pair, or of
+        every pair.
 
     Returns
     -------
@@ -94,7 +97,7 @@ def evaluate_restoration(model, pairs, iterations, methods=("Richardson-Lucy", "
         of the original noise).
     examples : dict
         (fwhm, sigma) -> {name: (n_bands, ny, nx) image} of the first pair
-        of each cell.
+        of each cell; with ``keep='all'``, pair_id -> the same for every pair.
     """
     stretch = pairs.stretch
     manifest = pairs.manifest
@@ -120,7 +123,8 @@ def evaluate_restoration(model, pairs, iterations, methods=("Richardson-Lucy", "
                          np.nan if segment is None else flux_error(
                              reference, estimate[target.data.shape[0] // 2], segment),
                          residual_rms(target.data, estimate, noise)))
-        examples.setdefault((fwhm, sigma), dict(estimates, original=target.data))
+        key = int(manifest["pair_id"][k]) if keep == "all" else (fwhm, sigma)
+        examples.setdefault(key, dict(estimates, original=target.data))
     runs = QTable(rows=rows, names=["pair_id", "galaxy_id", "fwhm", "sigma", "method", "psnr",
                                     "ssim", "flux_error", "residual_rms"])
     runs["fwhm"].unit = u.arcsec

@@ -25,6 +25,20 @@ def test_demo(tmp_path, capsys):
     assert (output / "restoration.png").exists()
     assert "recovered them with the shipped GalaxyGAN" in printed
     # A second run refuses to overwrite, with a clear message, unless asked.
-    assert main(["demo", "--output", str(output)]) == 1
-    assert "file exists" in capsys.readouterr().err
+    assert main(["demo", "--output", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert "file exists" in error and error.count("\n") == 1 and "Traceback" not in error
     assert main(["demo", "--output", str(output), "--n-cutouts", "3", "--overwrite"]) == 0
+
+
+def test_every_galaxyml_error_is_one_line_and_status_2(tmp_path):
+    """A bad argument deep inside the library: one line on stderr, exit status 2."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "galaxyml.cli", "demo", "--output",
+                           str(tmp_path / "demo"), "--size", "0"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("galaxyml: error:") and "Traceback" not in done.stderr

@@ -7,6 +7,9 @@ from astropy import units as u
 from astropy.table import QTable
 from scipy.optimize import least_squares
 
+from ..exceptions import (InvalidParameterError, InvalidShapeError, NonFiniteDataError,
+                          ShapeMismatchError)
+
 __all__ = ["structure_function", "structure_function_pairs", "magnitude_differences",
            "periodogram", "fit_bending_power_law", "ensemble_structure_function"]
 
@@ -14,10 +17,10 @@ __all__ = ["structure_function", "structure_function_pairs", "magnitude_differen
 def _as_curves(values):
     values = np.asarray(values, dtype=float)
     if values.ndim not in (1, 2) or values.shape[-1] < 2:
-        raise ValueError(f"curves must have shape (n_points,) or (n_curves, n_points) with "
-                         f"n_points >= 2, not {values.shape}")
+        raise InvalidShapeError(f"curves must have shape (n_points,) or (n_curves, n_points) with "
+                                f"n_points >= 2, not {values.shape}")
     if not np.all(np.isfinite(values)):
-        raise ValueError("curves contain NaN or infinite values")
+        raise NonFiniteDataError("curves contain NaN or infinite values")
     return np.atleast_2d(values)
 
 
@@ -114,7 +117,8 @@ def structure_function_pairs(time, magnitudes, bins, errors=None):
     time = u.Quantity(time, u.day)
     magnitudes = np.asarray(magnitudes, dtype=float)
     if time.shape != magnitudes.shape or time.ndim != 1:
-        raise ValueError("time and magnitudes must be one-dimensional and of the same length")
+        raise ShapeMismatchError("time and magnitudes must be one-dimensional and of the same "
+                                 "length")
     order = np.argsort(time)
     t, m = time[order].to_value(u.day), magnitudes[order]
     variance = None if errors is None else np.asarray(errors, float)[order] ** 2
@@ -162,8 +166,8 @@ def magnitude_differences(magnitudes, dt, lags):
     for lag in np.atleast_1d(u.Quantity(lags, u.day)):
         steps = int(round((lag / dt).decompose().value))
         if steps < 1 or steps >= n:
-            raise ValueError(f"lag {lag} is outside the curves' range of lags "
-                             f"({dt} to {(n - 1) * dt})")
+            raise InvalidParameterError(f"lag {lag} is outside the curves' range of lags "
+                                        f"({dt} to {(n - 1) * dt})")
         result[lag] = (curves[:, steps:] - curves[:, :-steps]).ravel()
     return result
 

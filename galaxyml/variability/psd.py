@@ -4,7 +4,7 @@
 import numpy as np
 from astropy import units as u
 
-from ..exceptions import InvalidDistributionError
+from ..exceptions import InvalidDistributionError, InvalidInputTypeError
 
 __all__ = ["PSD", "BendingPowerLawPSD", "PowerLawPSD", "BrokenPowerLawPSD", "CallablePSD"]
 
@@ -79,7 +79,7 @@ class CallablePSD(PSD):
 
     def __init__(self, function):
         if not callable(function):
-            raise TypeError("CallablePSD needs a function of the frequency in Hz")
+            raise InvalidInputTypeError("CallablePSD needs a function of the frequency in Hz")
         self.function = function
 
     def _evaluate(self, nu):

@@ -11,7 +11,7 @@ from astropy import units as u
 from astropy.time import Time
 from astropy.timeseries import TimeSeries
 
-from ..exceptions import InsufficientMemoryError
+from ..exceptions import InsufficientMemoryError, InvalidParameterError
 
 __all__ = ["LightCurves", "timmer_koenig", "emmanoulopoulos", "eddington_luminosity"]
 
@@ -47,21 +47,21 @@ def check_memory(n_bytes, what):
 
 def _positive_int(value, name, minimum=1):
     if int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, not {value!r}")
     return int(value)
 
 
 def _time_step(dt):
     dt = u.Quantity(dt, u.day)
     if not dt.isscalar or not dt.value > 0 or not np.isfinite(dt.value):
-        raise ValueError(f"the time step must be a positive time, not {dt}")
+        raise InvalidParameterError(f"the time step must be a positive time, not {dt}")
     return dt
 
 
 def _real_dtype(dtype):
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, not {dtype}")
+        raise InvalidParameterError(f"dtype must be float32 or float64, not {dtype}")
     return dtype
 
 
@@ -230,7 +230,7 @@ def emmanoulopoulos(psd, erdf, n_points, dt, n_curves=1, rtol=1e-3, max_iteratio
     dtype = _real_dtype(dtype)
     dt = _time_step(dt)
     if not rtol >= 0:
-        raise ValueError(f"rtol must be non-negative, not {rtol}")
+        raise InvalidParameterError(f"rtol must be non-negative, not {rtol}")
     check_memory(8 * n_curves * n_points * dtype.itemsize,
                  f"an E13 simulation of {n_curves} x {n_points} points")
     rng = np.random.default_rng(seed)

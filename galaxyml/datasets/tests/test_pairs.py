@@ -7,7 +7,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import QTable
 
-from galaxyml.datasets import (TrainingPairs, augment_pair, galaxy_catalog, galaxygan_grid,
+from galaxyml.datasets import (TrainingPairs, dihedral_transform, galaxy_catalog, galaxygan_grid,
                                make_galaxygan_pairs, make_psfgan_pairs, split_by_region)
 from galaxyml.exceptions import OutputExistsError, UnknownBandError
 
@@ -96,7 +96,7 @@ def test_to_dataset_batches_and_augments(galaxygan_pairs):
     image = tf.constant(np.arange(5 * 5 * 2, dtype=np.float32).reshape(5, 5, 2))
     seen = set()
     for k in range(120):
-        a, b = augment_pair(image, image * 2, tf.constant([7, k], tf.int64))
+        a, b = dihedral_transform((image, image * 2), tf.constant([7, k], tf.int64))
         assert np.array_equal(a.numpy() * 2, b.numpy())
         seen.add(a.numpy().tobytes())
     assert len(seen) == 8

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from galaxyml.distribute import AggregatedModel, Signum
+from galaxyml.distribute import AggregatedModel, Signum, cpu_strategy
 
 
 def mirrored(replicas, collective=False):
@@ -17,14 +17,12 @@ def mirrored(replicas, collective=False):
     reduce through one device, except where the collective path itself is
     tested (``collective=True``, always with 2 replicas like the GAN tests).
     """
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < replicas:
+    if len(tf.config.list_logical_devices("CPU")) < replicas:
         pytest.skip(f"needs {replicas} logical CPU devices (configured by galaxyml's conftest)")
     if collective:
         assert replicas == 2, "collective strategies of one size only in a test process"
-        return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:replicas]],
-                                          cross_device_ops=tf.distribute.ReductionToOneDevice())
+        return cpu_strategy(2)
+    return cpu_strategy(replicas, cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
 def star_galaxy_stamps(n, size=12, seed=0):

@@ -32,10 +32,9 @@ def _strategy(replicas):
 
     if "TF_CONFIG" in os.environ:
         return tf.distribute.MultiWorkerMirroredStrategy()
-    cpus = tf.config.list_physical_devices("CPU")
-    tf.config.set_logical_device_configuration(
-        cpus[0], [tf.config.LogicalDeviceConfiguration()] * replicas)
-    return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    from galaxyml.distribute import cpu_strategy
+
+    return cpu_strategy(replicas)
 
 
 def train_classifier(strategy, epochs):

@@ -4,12 +4,12 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from astropy import units as u
 
 from galaxyml.datasets import make_galaxygan_pairs
 from galaxyml.exceptions import BandMismatchError, ImageTooSmallError, ModelTypeError
 from galaxyml.distribute import MajorityVote, MeanAggregator
+from galaxyml.distribute.tests.helpers import mirrored
 from galaxyml.gan import NETWORK_CONFIGS, GalaxyGAN, patchgan_discriminator, unet_generator
 from galaxyml.io import MultiBandCutout
 
@@ -78,10 +78,7 @@ def test_resumed_run_reaches_the_same_weights(pairs, tmp_path):
 def strategy():
     """One MirroredStrategy for the module: TF keys collectives per strategy object, so
     several that run collectives in one process clash."""
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.skip("needs 2 logical CPU devices (configured by galaxyml's conftest)")
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    return mirrored(2, collective=True)
 
 
 def test_training_under_mirrored_strategy(pairs, strategy):
@@ -114,6 +111,19 @@ def test_tiles_blend_without_seams():
     for shape in ((3, 300, 200), (3, 70, 50), (3, 128, 128)):
         image = rng.uniform(0.0, 3.0, shape)
         assert np.allclose(model.recover(image), image, rtol=1e-4, atol=1e-5)
+
+
+def test_images_of_different_sizes_in_one_call():
+    """Tiles of different shapes go through the network in batches of one shape each."""
+    model = GalaxyGAN(seed=0)
+    rng = np.random.default_rng(2)
+    images = [rng.uniform(0.0, 2.0, shape) for shape in ((3, 64, 64), (3, 40, 72), (3, 150, 90))]
+    together = model.recover(images, batch_size=4)
+    for image, result in zip(images, together):
+        assert result.shape == image.shape
+        assert np.allclose(result, model.recover(image), atol=1e-6)
+    batch = np.stack([images[0], images[0] * 2])
+    assert model.recover(batch).shape == batch.shape
 
 
 def test_nan_pixels_are_inpainted_and_stay_masked():

@@ -1,32 +1,46 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""GalaxyGAN for users: train, save, load and recover galaxy images in nanomaggies."""
+"""The layer every image-to-image network of galaxyml shares: card, files, training, inference.
 
+`ImageToImageModel` holds a pix2pix generator that maps images in
+nanomaggies to images in nanomaggies through a stretch.  It knows how to
+train it (`ConditionalGAN` through `~galaxyml.distribute.fit_resumable`),
+save and load it with its JSON model card, load the model shipped with
+galaxyml, and apply it to images of any size.  A network such as
+`~galaxyml.gan.GalaxyGAN` is a thin subclass that names itself, lists the
+hyperparameters its card keeps, and defines its reconstruction loss (and,
+if it needs one, its own discriminator).
+"""
+
+import contextlib
 import json
 from importlib import resources
 from pathlib import Path
 
 import keras
 import numpy as np
-from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from .. import __version__
-from ..exceptions import BandMismatchError, ImageTooSmallError, ModelTypeError
+from ..distribute import fit_resumable
+from ..exceptions import (BandMismatchError, ImageTooSmallError, InvalidParameterError,
+                          MissingFileError, ModelTypeError, StretchMismatchError)
 from ..io.cutout import MultiBandCutout
 from ..io.writing import atomic_output
-from ..stretch import GalaxyGANStretch, stretch_from_dict
+from ..stretch import stretch_from_dict
+from ._tiling import batches_by_shape, blend_tiles, cut_tiles, inpaint
+from .conditional_gan import ConditionalGAN
 from .networks import NETWORK_CONFIGS, patchgan_discriminator, unet_generator
-from .trainer import ConditionalGAN, l1_reconstruction
-from .training import fit_gan
 
-__all__ = ["GalaxyGAN"]
-
-_MODEL_TYPE = "GalaxyGAN"
-_PRETRAINED = "galaxygan-small.keras"
+__all__ = ["ImageToImageModel"]
 
 
-class GalaxyGAN:
-    """GalaxyGAN (Schawinski et al. 2017): recover galaxy features from degraded images.
+class ImageToImageModel:
+    """Base class of galaxyml's image-to-image networks (images in and out in nanomaggies).
+
+    Subclasses set `model_type` (the card's type name), `pretrained_file`
+    (the shipped model under ``galaxyml/gan/data``), `hyperparameters`
+    (constructor arguments kept in the card and passed back by `load`)
+    and implement `reconstruction`.
 
     Parameters
     ----------
@@ -34,27 +48,30 @@ class GalaxyGAN:
         Network size, see `~galaxyml.gan.NETWORK_CONFIGS`.
     bands : sequence of str
         Bands, in channel order.
-    stretch : `~galaxyml.stretch.ImageStretch`, optional
-        Between nanomaggies and the network; `~galaxyml.stretch.GalaxyGANStretch`
-        by default.  Stretched values in [0, 1] map to the tanh range [-1, 1].
-    l1_weight : float
-        lambda of the L1 term.
+    stretch : `~galaxyml.stretch.ImageStretch`
+        Between nanomaggies and the network; stretched values in [0, 1]
+        map to the generator's tanh range [-1, 1].
     seed : int
-        Seed of the initial weights and the dropout.
+        Seed of the initial weights, the dropout and the data order.
     """
 
-    def __init__(self, config="small", bands=("g", "r", "i"), stretch=None, l1_weight=100.0,
-                 seed=0):
+    #: Name of the model type in the model card.
+    model_type = None
+    #: File name of the shipped model in ``galaxyml/gan/data`` (None: nothing shipped).
+    pretrained_file = None
+    #: Constructor arguments that the model card records and `load` passes back.
+    hyperparameters = ()
+
+    def __init__(self, config, bands, stretch, seed=0):
         if config not in NETWORK_CONFIGS:
-            raise ValueError(f"config must be one of {sorted(NETWORK_CONFIGS)}, not {config!r}")
+            raise InvalidParameterError(f"config must be one of {sorted(NETWORK_CONFIGS)}, "
+                                        f"not {config!r}")
         self.config = config
         self.bands = tuple(bands)
-        self.stretch = stretch or GalaxyGANStretch()
-        self.l1_weight = float(l1_weight)
+        self.stretch = stretch
         self.seed = int(seed)
         self.card = {}
-        filters = NETWORK_CONFIGS[config]["generator_filters"]
-        self.generator = unet_generator(len(self.bands), len(self.bands), filters, seed=seed)
+        self.generator = self.build_generator()
 
     @property
     def tile_size(self):
@@ -72,43 +89,54 @@ class GalaxyGAN:
         return self.size_multiple // 4
 
     def __repr__(self):
-        return (f"<GalaxyGAN config={self.config} bands={''.join(self.bands)} "
+        return (f"<{type(self).__name__} config={self.config} bands={''.join(self.bands)} "
                 f"parameters={self.generator.count_params()}>")
 
-    # Training ---------------------------------------------------------------------------
+    # Networks and training --------------------------------------------------------------
+
+    def build_generator(self):
+        """A new U-Net generator for this model's configuration and bands."""
+        filters = NETWORK_CONFIGS[self.config]["generator_filters"]
+        return unet_generator(len(self.bands), len(self.bands), filters, seed=self.seed)
+
+    def build_discriminator(self):
+        """The discriminator of training: the pix2pix PatchGAN by default."""
+        filters = NETWORK_CONFIGS[self.config]["discriminator_filters"]
+        return patchgan_discriminator(len(self.bands), len(self.bands), filters,
+                                      seed=self.seed + 1000)
+
+    def reconstruction(self, target, generated):
+        """The generator's reconstruction term (a scalar), besides its adversarial loss."""
+        raise NotImplementedError
 
     def build_trainer(self, aggregator=None, learning_rate=2e-4, beta_1=0.5):
-        """The `ConditionalGAN` that trains this model's generator (call in a strategy scope).
+        """The compiled `ConditionalGAN` that trains this model's generator.
 
-        The optimizers are the aggregator's
-        (`~galaxyml.distribute.GradientAggregator.make_optimizer`): Adam with
-        ``beta_1`` for the float mean, Signum with momentum ``beta_1`` for the
-        majority vote.
+        Call it in the strategy's scope to train under `tf.distribute`.  The
+        optimizers are the aggregator's
+        (`~galaxyml.distribute.GradientAggregator.make_optimizer`): Adam
+        with ``beta_1`` really passed for the float mean, Signum with
+        momentum ``beta_1`` for the majority vote.
         """
-        filters = NETWORK_CONFIGS[self.config]["discriminator_filters"]
-        discriminator = patchgan_discriminator(len(self.bands), len(self.bands), filters,
-                                               seed=self.seed + 1000)
-        weight = self.l1_weight
-        gan = ConditionalGAN(self.generator, discriminator, aggregator=aggregator,
-                             reconstruction=lambda t, g: l1_reconstruction(t, g, weight))
-        # beta_1 = 0.5 really passed to Adam (the TF port of the paper kept 0.9).
+        gan = ConditionalGAN(self.generator, self.build_discriminator(), aggregator=aggregator,
+                             reconstruction=self.reconstruction)
         gan.compile(gan.aggregator.make_optimizer(learning_rate, beta_1),
                     gan.aggregator.make_optimizer(learning_rate, beta_1))
         gan.build_aggregation()
         return gan
 
-    def train(self, pairs, steps, batch_size=8, validation=None, checkpoint_dir=None,
+    def train(self, samples, steps, batch_size=8, validation=None, checkpoint_dir=None,
               checkpoint_every=100, strategy=None, aggregator=None, log_path=None,
               learning_rate=2e-4, beta_1=0.5, progress=True):
-        """Train on `~galaxyml.datasets.TrainingPairs` (made with the same bands and stretch).
+        """Train on `~galaxyml.datasets.TrainingPairs` made with this model's bands and stretch.
 
         Parameters
         ----------
-        pairs, validation : `~galaxyml.datasets.TrainingPairs`
+        samples, validation : `~galaxyml.datasets.TrainingPairs`
             Training and (optional) validation pairs.
         steps, batch_size, checkpoint_dir, checkpoint_every, log_path, progress
-            See `~galaxyml.gan.fit_gan`; a run with the same ``checkpoint_dir``
-            resumes.
+            See `~galaxyml.distribute.fit_resumable`; a run with the same
+            ``checkpoint_dir`` resumes exactly.
         strategy : `tf.distribute.Strategy`, optional
             Train under it (for example `tf.distribute.MirroredStrategy`).
         aggregator : str or `~galaxyml.distribute.GradientAggregator`, optional
@@ -116,52 +144,54 @@ class GalaxyGAN:
             all-reduce, with Adam; the default) or ``"majority_vote"``
             (signSGD with majority vote, with Signum).
         learning_rate : float or `keras.optimizers.schedules.LearningRateSchedule`
-            The paper's 2e-4 by default.
+            The papers' 2e-4 by default.
         beta_1 : float
             First-moment decay (Adam's beta_1, Signum's momentum), the
-            paper's 0.5 by default.
+            papers' 0.5 by default.
 
         Returns
         -------
         history : dict
+            Metric name -> values per epoch of ``checkpoint_every`` steps.
         """
-        if tuple(pairs.bands) != self.bands:
-            raise BandMismatchError(f"the pairs have bands {pairs.bands}, the model "
-                                    f"{self.bands}")
-        if pairs.stretch.to_dict() != self.stretch.to_dict():
-            raise ValueError(f"the pairs use the stretch {pairs.stretch.to_dict()}, the model "
-                             f"{self.stretch.to_dict()}")
+        self._check_samples(samples)
         keras.utils.set_random_seed(self.seed)
-        if strategy is not None:
-            with strategy.scope():
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            if strategy is not None:
                 # Variables must be created under the strategy: rebuild the generator there.
                 weights = self.generator.get_weights()
-                filters = NETWORK_CONFIGS[self.config]["generator_filters"]
-                self.generator = unet_generator(len(self.bands), len(self.bands), filters,
-                                                seed=self.seed)
+                self.generator = self.build_generator()
                 self.generator.set_weights(weights)
-                gan = self.build_trainer(aggregator, learning_rate, beta_1)
-        else:
-            gan = self.build_trainer(aggregator, learning_rate, beta_1)
-        history = fit_gan(gan, pairs, steps, batch_size=batch_size, seed=self.seed,
-                          checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                          validation=validation, log_path=log_path, progress=progress)
+            trainer = self.build_trainer(aggregator, learning_rate, beta_1)
+        history = fit_resumable(trainer, samples, steps, batch_size=batch_size, seed=self.seed,
+                                checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                                validation=validation, log_path=log_path, progress=progress)
         self.card.setdefault("training", {}).update(
             steps=steps, batch_size=batch_size, learning_rate=_describe(learning_rate),
-            beta_1=beta_1,
-            l1_weight=self.l1_weight, seed=self.seed, n_pairs=len(pairs),
+            beta_1=beta_1, seed=self.seed, n_pairs=len(samples),
             strategy=type(strategy).__name__ if strategy else "default",
-            aggregator=type(gan.aggregator).__name__)
+            aggregator=type(trainer.aggregator).__name__,
+            **{name: getattr(self, name) for name in self.hyperparameters})
         return history
 
-    # Saving -----------------------------------------------------------------------------
+    def _check_samples(self, samples):
+        if tuple(samples.bands) != self.bands:
+            raise BandMismatchError(f"the training samples have bands {samples.bands}, the "
+                                    f"model {self.bands}")
+        if samples.stretch.to_dict() != self.stretch.to_dict():
+            raise StretchMismatchError(f"the training samples use the stretch "
+                                       f"{samples.stretch.to_dict()}, the model "
+                                       f"{self.stretch.to_dict()}")
+
+    # Model card and files ---------------------------------------------------------------
 
     def model_card(self):
-        """The JSON model card: model type, bands, stretch, configuration, training, metrics."""
-        card = {"model_type": _MODEL_TYPE, "galaxyml_version": __version__,
+        """The JSON model card: type, bands, stretch, configuration, training, metrics."""
+        card = {"model_type": self.model_type, "galaxyml_version": __version__,
                 "config": self.config, "bands": list(self.bands),
-                "stretch": self.stretch.to_dict(), "l1_weight": self.l1_weight,
-                "seed": self.seed, "parameters": int(self.generator.count_params())}
+                "stretch": self.stretch.to_dict(), "seed": self.seed,
+                "parameters": int(self.generator.count_params()),
+                **{name: getattr(self, name) for name in self.hyperparameters}}
         card.update({key: value for key, value in self.card.items() if key not in card})
         return card
 
@@ -169,7 +199,7 @@ class GalaxyGAN:
         """Write the generator (``.keras``) and its model card (same name, ``.json``)."""
         path = Path(path)
         if path.suffix != ".keras":
-            raise ValueError(f"the model file must end in .keras, not {path.name}")
+            raise InvalidParameterError(f"the model file must end in .keras, not {path.name}")
         with atomic_output(path, overwrite=overwrite) as temporary:
             self.generator.save(temporary)
         with atomic_output(path.with_suffix(".json"), overwrite=overwrite) as temporary:
@@ -189,39 +219,43 @@ class GalaxyGAN:
         card_path = path.with_suffix(".json")
         if not card_path.is_file():
             raise ModelTypeError(f"{path}: no model card {card_path.name} beside it, so it is "
-                                 "not a galaxyml GalaxyGAN model")
+                                 f"not a galaxyml {cls.model_type} model")
         card = json.loads(card_path.read_text())
-        if card.get("model_type") != _MODEL_TYPE:
+        if card.get("model_type") != cls.model_type:
             raise ModelTypeError(f"{path} is a {card.get('model_type')!r} model, not a "
-                                 f"{_MODEL_TYPE}")
+                                 f"{cls.model_type}")
         model = cls(config=card["config"], bands=card["bands"],
-                    stretch=stretch_from_dict(card["stretch"]), l1_weight=card["l1_weight"],
-                    seed=card["seed"])
+                    stretch=stretch_from_dict(card["stretch"]), seed=card["seed"],
+                    **{name: card[name] for name in cls.hyperparameters})
         model.generator = keras.saving.load_model(path, compile=False)
         model.card = card
         return model
 
     @classmethod
     def pretrained(cls):
-        """The model shipped with galaxyml (trained by ``scripts/train_galaxygan.py``)."""
-        path = resources.files("galaxyml.gan") / "data" / _PRETRAINED
+        """The model of this type shipped with galaxyml, with its card."""
+        if cls.pretrained_file is None:
+            raise MissingFileError(f"galaxyml ships no {cls.model_type} model")
+        path = resources.files("galaxyml.gan") / "data" / cls.pretrained_file
         with resources.as_file(path) as local:
             if not Path(local).is_file():
-                raise FileNotFoundError(f"the shipped model {_PRETRAINED} is missing from this "
-                                        "installation; train one with scripts/train_galaxygan.py")
+                raise MissingFileError(f"the shipped model {cls.pretrained_file} is missing from "
+                                       "this installation")
             return cls.load(local)
 
     # Inference --------------------------------------------------------------------------
 
-    def recover(self, images, samples=None, batch_size=16, overlap=None):
-        """Recover degraded images: stretch, run the generator, invert the stretch.
+    def transform(self, images, samples=None, batch_size=16, overlap=None):
+        """Apply the generator to images in nanomaggies: stretch, network, inverse stretch.
 
         Parameters
         ----------
         images : `~galaxyml.io.MultiBandCutout`, `~astropy.nddata.CCDData`, array, or list
             In nanomaggies: a cutout with the model's bands, a CCDData (a
-            one-band model), an array (n_bands, ny, nx), or a list of these
-            (processed together in batches).
+            one-band model), an array (n_bands, ny, nx) (or (ny, nx) for a
+            one-band model), a batch array (n_images, n_bands, ny, nx), or
+            a list of these.  Images of any size are processed together,
+            in batches of tiles of one shape.
         samples : int, optional
             Draw this many outputs with dropout on and return their mean,
             with their per-pixel standard deviation as the uncertainty.  By
@@ -236,19 +270,25 @@ class GalaxyGAN:
 
         Returns
         -------
-        recovered : same type as ``images``
-            In nanomaggies, with the WCS, metadata and mask (NaN pixels
-            are in-painted for the network and stay masked).
+        output : same type as ``images``
+            In nanomaggies, with the WCS, metadata and mask (NaN and masked
+            pixels are in-painted for the network and stay masked).  Arrays
+            come back as arrays, or ``(mean, std)`` with ``samples``.
         """
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            outputs = self.transform(list(images), samples, batch_size, overlap)
+            return np.stack(outputs) if not samples else tuple(
+                np.stack(part) for part in zip(*outputs))
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         arrays, masks = zip(*(self._as_array(item) for item in items))
-        outputs = self._recover_arrays(list(arrays), samples, batch_size, overlap)
+        outputs = self._transform_arrays(list(arrays), samples, batch_size, overlap)
         results = [self._wrap(item, mean, std, mask)
                    for item, (mean, std), mask in zip(items, outputs, masks)]
         return results[0] if single else results
 
     def _as_array(self, image):
+        """(data, mask) of one image, (n_bands, ny, nx) in nanomaggies, NaNs in-painted."""
         if isinstance(image, MultiBandCutout):
             if tuple(image.bands) != self.bands:
                 raise BandMismatchError(f"the cutout has bands {image.bands}; the model was "
@@ -264,6 +304,8 @@ class GalaxyGAN:
                     else np.asarray(image.mask, bool)[None])
         else:
             data = np.asarray(image, dtype=float)
+            if data.ndim == 2 and len(self.bands) == 1:
+                data = data[None]
             if data.ndim != 3 or data.shape[0] != len(self.bands):
                 raise BandMismatchError(f"an array must have shape (n_bands={len(self.bands)}, "
                                         f"ny, nx), not {data.shape}")
@@ -273,29 +315,30 @@ class GalaxyGAN:
                                      f"at least {self.min_size} on a side (padded to a multiple "
                                      f"of {self.size_multiple})")
         mask = mask | ~np.isfinite(data)
-        return _inpaint(np.asarray(data, float), mask), mask
+        return inpaint(np.asarray(data, float), mask), mask
 
-    def _recover_arrays(self, arrays, samples, batch_size, overlap):
+    def _transform_arrays(self, arrays, samples, batch_size, overlap):
+        """(mean, std or None) in nanomaggies for each (n_bands, ny, nx) array."""
         overlap = self.tile_size // 4 if overlap is None else int(overlap)
         tiles, places = [], []
         for number, data in enumerate(arrays):
             network_input = np.moveaxis(self.stretch(data, warn=False) * 2 - 1, 0, -1)
-            for origin, tile in _tiles(network_input, self.tile_size, overlap,
-                                       self.size_multiple):
+            for origin, tile in cut_tiles(network_input, self.tile_size, overlap,
+                                          self.size_multiple):
                 tiles.append(tile)
                 places.append((number, origin))
-        runs = [self._run(tiles, batch_size, training=False)] if not samples else \
-            [self._run(tiles, batch_size, training=True) for _ in range(int(samples))]
-        picked_by_image = {}
+        runs = [self._run(tiles, batch_size, training=bool(samples))
+                for _ in range(int(samples) if samples else 1)]
+        tiles_of_image = {}
         for k, (number, _) in enumerate(places):
-            picked_by_image.setdefault(number, []).append(k)
+            tiles_of_image.setdefault(number, []).append(k)
         results = []
         for number, data in enumerate(arrays):
-            picked = picked_by_image[number]
+            picked = tiles_of_image[number]
             origins = [places[k][1] for k in picked]
             draws = np.stack([
-                (self.stretch.inverse((_blend([run[k] for k in picked], origins,
-                                              data.shape[1:], overlap) + 1) / 2))
+                self.stretch.inverse((blend_tiles([run[k] for k in picked], origins,
+                                                  data.shape[1:], overlap) + 1) / 2)
                 for run in runs])
             mean = np.moveaxis(draws.mean(axis=0), -1, 0)
             std = np.moveaxis(draws.std(axis=0), -1, 0) if samples else None
@@ -303,8 +346,8 @@ class GalaxyGAN:
         return results
 
     def _run(self, tiles, batch_size, training):
-        """Generator outputs for a list of equal-or-padded tiles, batch by batch."""
-        outputs = []
+        """Generator outputs for a list of tiles, in batches of tiles of one shape."""
+        outputs = [None] * len(tiles)
         batch_norms = [layer for layer in self.generator.layers
                        if isinstance(layer, keras.layers.BatchNormalization)]
         if training:
@@ -313,29 +356,35 @@ class GalaxyGAN:
             for layer in batch_norms:
                 layer.trainable = False
         try:
-            for start in range(0, len(tiles), batch_size):
-                batch = np.stack(tiles[start:start + batch_size]).astype(np.float32)
-                outputs.extend(np.asarray(self.generator(batch, training=training)))
+            for indices in batches_by_shape(tiles, batch_size):
+                batch = np.stack([tiles[k] for k in indices]).astype(np.float32)
+                generated = np.asarray(self.generator(batch, training=training))
+                for k, output in zip(indices, generated):
+                    outputs[k] = output
         finally:
             for layer in batch_norms:
                 layer.trainable = True
         return outputs
 
     def _wrap(self, image, mean, std, mask):
+        """The output in the input's type, with its WCS, metadata and mask."""
         mean = mean.astype(np.float32)
+        meta_key = {"recovered_by": self.model_type}
         if isinstance(image, MultiBandCutout):
             unit_scale = image.unit.to("nmgy")
             return MultiBandCutout(mean / unit_scale, image.bands, image.wcs.deepcopy(),
                                    image.unit, uncertainty=None if std is None
                                    else (std / unit_scale).astype(np.float32),
-                                   mask=mask, meta=dict(image.meta, recovered_by=_MODEL_TYPE))
+                                   mask=mask, meta=dict(image.meta, **meta_key))
         if isinstance(image, CCDData):
             unit_scale = image.unit.to("nmgy")
             uncertainty = None if std is None else StdDevUncertainty(std[0] / unit_scale)
             return CCDData(mean[0] / unit_scale, unit=image.unit, wcs=image.wcs,
                            uncertainty=uncertainty, mask=mask[0],
-                           meta=dict(image.meta, recovered_by=_MODEL_TYPE))
-        return mean if std is None else (mean, std)
+                           meta=dict(image.meta, **meta_key))
+        shape = np.shape(image)
+        mean = mean.reshape(shape)
+        return mean if std is None else (mean, std.reshape(shape))
 
 
 def _describe(learning_rate):
@@ -343,68 +392,3 @@ def _describe(learning_rate):
     if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         return keras.optimizers.schedules.serialize(learning_rate)
     return float(learning_rate)
-
-
-def _inpaint(data, mask):
-    """Replace masked pixels by a Gaussian-weighted mean of their neighbours, band by band."""
-    if not mask.any():
-        return data
-    filled = np.where(mask, np.nan, data)
-    kernel = Gaussian2DKernel(2.0)
-    for band in range(filled.shape[0]):
-        for _ in range(10):  # large holes fill from their edges inwards
-            if not np.isnan(filled[band]).any():
-                break
-            filled[band] = interpolate_replace_nans(filled[band], kernel)
-        filled[band] = np.where(np.isnan(filled[band]), 0.0, filled[band])
-    return filled
-
-
-def _tiles(image, tile, overlap, multiple):
-    """(origin, tile) pairs covering an (ny, nx, c) image; small images are padded.
-
-    An image up to ``tile`` on a side is one tile, reflect-padded to a
-    multiple of ``multiple``; a larger one is cut into ``tile`` x ``tile``
-    tiles overlapping by at least ``overlap``.
-    """
-    ny, nx = image.shape[:2]
-    if ny <= tile and nx <= tile:
-        py, px = (-ny) % multiple, (-nx) % multiple
-        padded = np.pad(image, ((0, py), (0, px), (0, 0)), mode="reflect") if py or px \
-            else image
-        return [((0, 0), padded)]
-    if ny < tile or nx < tile:
-        image = np.pad(image, ((0, max(tile - ny, 0)), (0, max(tile - nx, 0)), (0, 0)),
-                       mode="reflect")
-        ny, nx = image.shape[:2]
-    out = []
-    for y0 in _starts(ny, tile, overlap):
-        for x0 in _starts(nx, tile, overlap):
-            out.append(((y0, x0), image[y0:y0 + tile, x0:x0 + tile]))
-    return out
-
-
-def _starts(length, tile, overlap):
-    if length <= tile:
-        return [0]
-    count = int(np.ceil((length - overlap) / (tile - overlap)))
-    return np.linspace(0, length - tile, count).round().astype(int).tolist()
-
-
-def _blend(tiles, origins, shape, overlap):
-    """Blend overlapping tiles with weights that taper to the tile edges."""
-    ny, nx = shape
-    if len(tiles) == 1 and origins[0] == (0, 0):
-        return tiles[0][:ny, :nx]
-    tile = tiles[0].shape[0]
-    ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
-    taper = np.clip(ramp / max(overlap, 1), 1e-3, 1.0)
-    weight = np.outer(taper, taper)[..., None]
-    height = max(o[0] for o in origins) + tile
-    width = max(o[1] for o in origins) + tile
-    total = np.zeros((height, width, tiles[0].shape[-1]))
-    weights = np.zeros((height, width, 1))
-    for (y0, x0), values in zip(origins, tiles):
-        total[y0:y0 + tile, x0:x0 + tile] += weight * values
-        weights[y0:y0 + tile, x0:x0 + tile] += weight
-    return (total / weights)[:ny, :nx]

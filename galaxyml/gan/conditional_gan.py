@@ -85,6 +85,12 @@ class ConditionalGAN(keras.Model):
                               self.discriminator.trainable_variables)
         self.aggregator.build(self.generator_optimizer, self.generator.trainable_variables)
 
+    def checkpoint_objects(self):
+        """What a training checkpoint holds: both networks and both optimizers."""
+        return {"generator": self.generator, "discriminator": self.discriminator,
+                "generator_optimizer": self.generator_optimizer,
+                "discriminator_optimizer": self.discriminator_optimizer}
+
     @property
     def metrics(self):
         """The running means of the losses, reset by Keras at every epoch."""

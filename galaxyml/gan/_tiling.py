@@ -1,0 +1,81 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Images of any size through a fully convolutional network: in-painting, tiles, blending."""
+
+import numpy as np
+from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
+
+__all__ = ["inpaint", "cut_tiles", "blend_tiles", "batches_by_shape"]
+
+
+def inpaint(data, mask):
+    """Replace masked pixels by a Gaussian-weighted mean of their neighbours, band by band."""
+    if not mask.any():
+        return data
+    filled = np.where(mask, np.nan, data)
+    kernel = Gaussian2DKernel(2.0)
+    for band in range(filled.shape[0]):
+        for _ in range(10):  # large holes fill from their edges inwards
+            if not np.isnan(filled[band]).any():
+                break
+            filled[band] = interpolate_replace_nans(filled[band], kernel)
+        filled[band] = np.where(np.isnan(filled[band]), 0.0, filled[band])
+    return filled
+
+
+def cut_tiles(image, tile, overlap, multiple):
+    """(origin, tile) pairs covering an (ny, nx, c) image; small images are padded.
+
+    An image up to ``tile`` on a side is one tile, reflect-padded to a
+    multiple of ``multiple``; a larger one is cut into ``tile`` x ``tile``
+    tiles overlapping by at least ``overlap``.
+    """
+    ny, nx = image.shape[:2]
+    if ny <= tile and nx <= tile:
+        py, px = (-ny) % multiple, (-nx) % multiple
+        padded = np.pad(image, ((0, py), (0, px), (0, 0)), mode="reflect") if py or px \
+            else image
+        return [((0, 0), padded)]
+    if ny < tile or nx < tile:
+        image = np.pad(image, ((0, max(tile - ny, 0)), (0, max(tile - nx, 0)), (0, 0)),
+                       mode="reflect")
+        ny, nx = image.shape[:2]
+    return [((y0, x0), image[y0:y0 + tile, x0:x0 + tile])
+            for y0 in _starts(ny, tile, overlap) for x0 in _starts(nx, tile, overlap)]
+
+
+def _starts(length, tile, overlap):
+    if length <= tile:
+        return [0]
+    count = int(np.ceil((length - overlap) / (tile - overlap)))
+    return np.linspace(0, length - tile, count).round().astype(int).tolist()
+
+
+def blend_tiles(tiles, origins, shape, overlap):
+    """Blend overlapping tiles with weights that taper to the tile edges."""
+    ny, nx = shape
+    if len(tiles) == 1 and origins[0] == (0, 0):
+        return tiles[0][:ny, :nx]
+    tile = tiles[0].shape[0]
+    ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
+    taper = np.clip(ramp / max(overlap, 1), 1e-3, 1.0)
+    weight = np.outer(taper, taper)[..., None]
+    height = max(o[0] for o in origins) + tile
+    width = max(o[1] for o in origins) + tile
+    total = np.zeros((height, width, tiles[0].shape[-1]))
+    weights = np.zeros((height, width, 1))
+    for (y0, x0), values in zip(origins, tiles):
+        total[y0:y0 + tile, x0:x0 + tile] += weight * values
+        weights[y0:y0 + tile, x0:x0 + tile] += weight
+    return (total / weights)[:ny, :nx]
+
+
+def batches_by_shape(tiles, batch_size):
+    """Lists of tile indices, at most ``batch_size`` each, every list of one tile shape.
+
+    Tiles of images of different sizes cannot be stacked into one batch.
+    """
+    groups = {}
+    for index, tile in enumerate(tiles):
+        groups.setdefault(tile.shape, []).append(index)
+    return [indices[start:start + batch_size] for indices in groups.values()
+            for start in range(0, len(indices), batch_size)]
