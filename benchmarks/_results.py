@@ -73,6 +73,25 @@ def seconds_per_call(function, repeats):
     return (time.perf_counter() - start) / repeats
 
 
+def main_in_child(script, name, measure, parser, argv=None):
+    """A benchmark's ``main``: run ``measure(*argv)`` as case ``name`` in a child process.
+
+    The parent prints the child's seconds and peak RSS and writes its figures
+    (with them) to the ``--output`` JSON of ``parser()``; a case that returns
+    ``{"skipped": ...}`` (no real field) writes nothing.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if run_requested_case({name: measure}, argv):
+        return 0
+    args = parser().parse_args(argv)
+    results = run_case(script, name, *argv)
+    if results.get("skipped"):
+        return 0
+    print(f"process peak RSS {results['peak_rss_mib']:.0f} MiB, {results['seconds']:.1f} s")
+    write_results(results, args.output)
+    return 0
+
+
 def field_parser(description, name):
     """An argument parser with ``--field-dir`` and ``--output`` (results/NAME.json)."""
     parser = argparse.ArgumentParser(description=description,

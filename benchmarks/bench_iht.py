@@ -25,8 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from _results import (field_parser, run_case, run_requested_case,  # noqa: E402
-                      seconds_per_call, write_results)
+from _results import field_parser, main_in_child, seconds_per_call  # noqa: E402
 
 
 def matrix_pass(operator, bits, repeats=20):
@@ -103,14 +102,7 @@ def measure(*argv):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if run_requested_case({"iht": measure}, argv):
-        return 0
-    args = parser().parse_args(argv)
-    results = run_case(__file__, "iht", *argv)
-    print(f"process peak RSS {results['peak_rss_mib']:.0f} MiB, {results['seconds']:.1f} s")
-    write_results(results, args.output)
-    return 0
+    return main_in_child(__file__, "iht", measure, parser, argv)
 
 
 if __name__ == "__main__":

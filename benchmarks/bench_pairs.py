@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import (field_files, field_parser, run_case, run_requested_case, timed,  # noqa: E402
-                      write_results)
+from _results import field_files, field_parser, main_in_child, timed  # noqa: E402
 
 
 def stage_times(pairs, stamps):
@@ -108,16 +107,7 @@ def measure(*argv):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if run_requested_case({"pairs": measure}, argv):
-        return 0
-    args = parser().parse_args(argv)
-    results = run_case(__file__, "pairs", *argv)
-    if results.get("skipped"):
-        return 0
-    print(f"process peak RSS {results['peak_rss_mib']:.0f} MiB, {results['seconds']:.1f} s")
-    write_results(results, args.output)
-    return 0
+    return main_in_child(__file__, "pairs", measure, parser, argv)
 
 
 if __name__ == "__main__":
