@@ -221,7 +221,7 @@ def sky_noise(data, mask=None, not_sky=None):
 
 
 def galaxygan_noise(data, mask=None):
-    """The GalaxyGAN code's noise estimate: std of the unmasked pixels with |value| < 0.1 nmgy."""
+    """The GalaxyGAN code's noise estimate: std of the unmasked pixels within 0.1 nmgy of zero."""
     usable = np.isfinite(data) & (np.abs(data) < _GALAXYGAN_NOISE_CUT)
     if mask is not None:
         usable &= ~np.asarray(mask, bool)
