@@ -105,21 +105,19 @@ def field_parser(description, name):
 
 
 def field_files(field_dir, bands):
-    """The real field's files, or None (saying why) where they are not there."""
-    from galaxyml.datasets import EXAMPLE_FIELD, example_field, sdss_field_files
+    """The real field's files (in ``field_dir``, else where example_field finds them) or None."""
+    from galaxyml.datasets import EXAMPLE_FIELD, example_field_dir, sdss_field_files
     from galaxyml.exceptions import SDSSDataNotFoundError
 
+    field_dir = example_field_dir() if field_dir is None else field_dir
     try:
-        return (example_field(bands) if field_dir is None else sdss_field_files(
-            *EXAMPLE_FIELD, bands=bands, data_dirs=[field_dir, field_dir.parent],
-            download=False)) or _missing(field_dir)
+        if field_dir is not None:
+            return sdss_field_files(*EXAMPLE_FIELD, bands=bands,
+                                    data_dirs=[field_dir, field_dir.parent], download=False)
     except SDSSDataNotFoundError:
-        return _missing(field_dir)
-
-
-def _missing(field_dir):
-    where = field_dir or "../shared/data/sdss or $GALAXYML_SDSS_DIR"
-    print(f"SKIPPED: the real SDSS field 2583-2-136 is not at {where} (pass --field-dir)",
+        pass
+    print(f"SKIPPED: the real SDSS field 2583-2-136 is not at "
+          f"{field_dir or '../shared/data/sdss or $GALAXYML_SDSS_DIR'} (pass --field-dir)",
           file=sys.stderr)
     return None
 

@@ -74,11 +74,6 @@ CASES = {"imports": case_imports, "e13": case_e13, "tk": case_tk, "stingray": ca
          "sf": case_sf}
 
 
-def run_child(name, *arguments):
-    """Run one case in a fresh interpreter (imports done first): seconds and peak RSS in MiB."""
-    return run_case(__file__, name, *arguments)
-
-
 def _after_imports(name, case):
     """``case`` with the imports done first (import time is not what is measured)."""
     def run(*arguments):
@@ -104,21 +99,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     results = {"benchmark": "bench_variability"}
-    baseline = run_child("imports")["peak_rss_mib"]
+    baseline = run_case(__file__, "imports")["peak_rss_mib"]
     results["interpreter_and_imports_rss_mib"] = baseline
     print(f"interpreter with numpy, scipy, astropy imported: {baseline:.0f} MiB resident")
 
     for n in (100_000, 1_000_000):
-        figures = run_child("e13", n)
+        figures = run_case(__file__, "e13", n)
         results[f"e13_lognormal_n{n}_200it"] = figures
         print(f"(a) E13 log-normal ERDF, bending PSD, N={n:.0e}, 200 iterations: "
               f"{figures['seconds']:.1f} s, peak RSS {figures['peak_rss_mib']:.0f} MiB"
               + (" (target < 20 s, < 1024 MiB)" if n == 1_000_000 else ""))
 
-    ours = run_child("tk", 1_000_000, "float32")
-    ours64 = run_child("tk", 1_000_000, "float64")
+    ours = run_case(__file__, "tk", 1_000_000, "float32")
+    ours64 = run_case(__file__, "tk", 1_000_000, "float64")
     try:
-        theirs = run_child("stingray", 1_000_000)
+        theirs = run_case(__file__, "stingray", 1_000_000)
     except subprocess.CalledProcessError as exc:
         theirs = None
         print(f"(b) stingray could not run (exit status {exc.returncode}, its error is "
@@ -138,13 +133,13 @@ def main(argv=None):
               f"{theirs['peak_rss_mib']:.0f} MiB -> galaxyml is {speed:.1f}x faster and uses "
               f"1/{memory:.1f} of the memory above the interpreter (target >= 3x, <= 1/5)")
 
-    sf = run_child("sf", 2 ** 22)
+    sf = run_case(__file__, "sf", 2 ** 22)
     results["sf_n2e22"] = sf
     print(f"(c) structure function of 2^22 points, every lag, binned: {sf['seconds']:.1f} s, "
           f"peak RSS {sf['peak_rss_mib']:.0f} MiB")
 
     if not args.skip_sartori:
-        fiducial = run_child("e13", 2 ** 22, "brokenpowerlaw", 100)
+        fiducial = run_case(__file__, "e13", 2 ** 22, "brokenpowerlaw", 100)
         results["sartori_fiducial_n2e22_200it"] = fiducial
         print(f"(d) Sartori fiducial (2^22 points at 100 d, broken power-law ERDF, 200 "
               f"iterations): {fiducial['seconds']:.1f} s, peak RSS "

@@ -41,13 +41,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def sdss_field_dir():
     """Directory of the real SDSS field 2583-2-136 (`galaxyml.datasets.example_field`), or skip."""
-    from galaxyml.datasets import example_field
+    from galaxyml.datasets import example_field_dir
 
-    files = example_field()
-    if files is None:
+    path = example_field_dir()
+    if path is None:
         pytest.skip("the real SDSS field 2583-2-136 is not available (looked in "
                     "../shared/data/sdss and $GALAXYML_SDSS_DIR)")
-    return files.psfield.parent
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from galaxyml.datasets import (example_field, galaxy_catalog, make_galaxygan_pairs,
+from galaxyml.datasets import (example_field_dir, galaxy_catalog, make_galaxygan_pairs,
                                sdss_field_files)
 from galaxyml.exceptions import InvalidParameterError
 from galaxyml.gan import GalaxyGAN
@@ -30,17 +30,6 @@ from galaxyml.io.writing import atomic_output
 from galaxyml.restoration import (evaluate_restoration, plot_restoration_grid,
                                   summarize_restoration, tune_iterations)
 from galaxyml.visualization import image_norm, save_figure
-
-
-def example_field_dir():
-    """Directory of the example field's files (`galaxyml.datasets.example_field`), or None."""
-    files = example_field("gri")
-    return None if files is None else files.psfield.parent
-
-
-def search_dirs(field_dir):
-    """Where sdss_field_files looks first: the field's directory and its parent."""
-    return [] if field_dir is None else [field_dir, field_dir.parent]
 
 
 def parser():
@@ -67,7 +56,8 @@ def held_out_pairs(model, field_dir, quiet):
     training = model.card["training"]
     run, camcol, field = (int(v) for v in training["field"].split("-"))
     files = sdss_field_files(run, camcol, field, bands="".join(model.bands),
-                             data_dirs=search_dirs(field_dir), download=False)
+                             data_dirs=[] if field_dir is None else [field_dir, field_dir.parent],
+                             download=False)
     frames = files.read()
     catalog = galaxy_catalog(frames, size=training["stamp_size"],
                              mag_range=tuple(training["mag_range"]))

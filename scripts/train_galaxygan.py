@@ -26,20 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxyml.datasets import (example_field, galaxy_catalog, make_galaxygan_pairs,
+from galaxyml.datasets import (example_field_dir, galaxy_catalog, make_galaxygan_pairs,
                                sdss_field_files)
 from galaxyml.gan import GalaxyGAN
-
-
-def example_field_dir():
-    """Directory of the example field's files (`galaxyml.datasets.example_field`), or None."""
-    files = example_field("gri")
-    return None if files is None else files.psfield.parent
-
-
-def search_dirs(field_dir):
-    """Where sdss_field_files looks first: the field's directory and its parent."""
-    return [] if field_dir is None else [field_dir, field_dir.parent]
 
 
 def parser():
@@ -67,7 +56,7 @@ def parser():
 def field_pairs(args):
     """The field's frames, its GalaxyGAN pairs over the paper's grid, and the catalogue."""
     run, camcol, field = (int(v) for v in args.field.split("-"))
-    directories = search_dirs(args.field_dir)
+    directories = [] if args.field_dir is None else [args.field_dir, args.field_dir.parent]
     files = sdss_field_files(run, camcol, field, bands="gri", data_dirs=directories,
                              download=False)
     frames = files.read()

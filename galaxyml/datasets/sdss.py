@@ -12,7 +12,7 @@ from ..exceptions import SDSSDataNotFoundError
 from ..utils._sdss import SDSS_BANDS, band_index
 
 __all__ = ["conf", "Conf", "SDSSFieldFiles", "sdss_field_files", "sdss_file_urls", "EXAMPLE_FIELD",
-           "example_field"]
+           "example_field", "example_field_dir"]
 
 #: Environment variable with extra local SDSS directories, separated by os.pathsep.
 DATA_DIR_VARIABLE = "GALAXYML_SDSS_DIR"
@@ -219,3 +219,9 @@ def example_field(bands="ugriz"):
                                 download=False)
     except SDSSDataNotFoundError:
         return None
+
+
+def example_field_dir():
+    """The directory that holds the example field's files (see `example_field`), or None."""
+    files = example_field()
+    return None if files is None else files.psfield.parent

@@ -128,11 +128,15 @@ def convolve_image(data, kernel, mask=None):
     if mask is not None:
         bad |= np.asarray(mask, bool)
     clean = np.where(bad, 0.0, data)
-    convolved = _convolve_reflect(clean, kernel)
+    return _convolve_reflect(clean, kernel), _grow_mask(bad, kernel)
+
+
+def _grow_mask(bad, kernel):
+    """``bad`` and the pixels that get more than 1% of their weight from it through ``kernel``."""
     grown = bad.copy()
     if bad.any():
         grown |= _convolve_reflect(bad.astype(float), np.abs(kernel)) > _MASK_WEIGHT
-    return convolved, grown
+    return grown
 
 
 def _convolve_reflect(data, kernel):
@@ -246,10 +250,10 @@ def _degrade_plane(data, variance, mask, kernel, noise_factor, rng, noise_estima
                    calibrate=False):
     """Blur one image, then add white noise up to ``noise_factor`` times its original noise.
 
-    With ``calibrate``, the added noise is solved for so that
-    ``noise_estimator`` of the result hits the target: a sigma-clipped
-    scatter lets in more faint source light as the noise rises, so the
-    quadrature formula alone falls a few per cent short on real images.
+    ``noise_estimator(data, mask, kernel)`` gives the original noise and
+    the function that measures the blurred image's.  With ``calibrate``,
+    the added noise is solved for so that this measure of the result hits
+    the target: a sigma-clipped scatter does not add exactly in quadrature.
     """
     original_noise, measure_blurred = noise_estimator(data, mask, kernel)
     blurred, grown_mask = convolve_image(data, kernel, mask)
@@ -278,7 +282,7 @@ def _blank_sky_noise(data, mask, kernel):
     smears source light, so both figures come from pixels of noise alone.
     """
     not_sky = sky_mask(data, mask)
-    _, smeared = convolve_image(np.zeros(not_sky.shape), kernel, not_sky)
+    smeared = _grow_mask(not_sky, kernel)
 
     def measure(image, image_mask):
         return sky_noise(image, image_mask, smeared)

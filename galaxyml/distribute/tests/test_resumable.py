@@ -61,14 +61,14 @@ def test_classifier_stopped_mid_training_resumes_to_identical_weights(samples, t
     straight = run(9, tmp_path / "straight")
     run(3, tmp_path / "killed")              # stopped after its first checkpoint
     resumed = run(9, tmp_path / "killed")    # ... and started again
-    for a, b, start in zip(straight.get_weights(), resumed.get_weights(), initial):
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
         assert np.array_equal(a, b)
     assert not all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), initial))
     log = (tmp_path / "killed" / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch") and len(log) == 4  # one row per epoch, no duplicates
 
 
-def test_resuming_without_the_random_states_would_differ(samples, tmp_path):
+def test_checkpoint_restores_the_dropout_random_states(samples, tmp_path):
     """The dropout generators' states are part of the checkpoint (TF's graph leaves them out)."""
     net, model = plain_classifier()
     fit_resumable(model, samples, 3, batch_size=8, checkpoint_dir=tmp_path, checkpoint_every=3,
