@@ -5,6 +5,8 @@ Re-exported by `galaxyml.datasets`; kept at the top level because the PSF and
 degradation subpackages, which `galaxyml.datasets` builds on, use it too.
 """
 
+import warnings
+
 import numpy as np
 from astropy import units as u
 from astropy.convolution import Gaussian2DKernel, convolve
@@ -12,11 +14,20 @@ from astropy.nddata import StdDevUncertainty
 from astropy.stats import sigma_clipped_stats, gaussian_fwhm_to_sigma
 from astropy.table import QTable
 from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
+from photutils.utils.exceptions import NoDetectionsWarning
 
-__all__ = ["source_catalog", "sources_inside"]
+__all__ = ["source_catalog", "source_nearest", "total_flux", "sources_inside"]
 
 
-def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True, max_area=None):
+_COLUMNS = ("id", "x", "y", "sky_centroid", "flux", "flux_err", "kron_flux", "kron_flux_err",
+            "area", "fwhm", "elongation")
+# photutils' names of the catalogue's columns.
+_PHOTUTILS_NAMES = {"id": "label", "x": "x_centroid", "y": "y_centroid", "flux": "segment_flux",
+                    "flux_err": "segment_flux_err"}
+
+
+def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True, max_area=None,
+                   segment_map=False, columns=_COLUMNS, noise=None):
     """Detect sources in a sky-subtracted image and measure them.
 
     Thin wrapper around photutils' segmentation: the image is smoothed
@@ -41,23 +52,39 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True,
         Drop segments larger than this many pixels before deblending (a
         globular cluster or a bright star's halo would take minutes to
         deblend and is no use as a source).
+    segment_map : bool
+        Also return the segmentation image.
+    columns : sequence of str
+        The columns to measure, among those below (all by default; fewer
+        are faster).
+    noise : float or array, optional
+        The noise the detection threshold is set from, instead of the
+        uncertainty: for example the blank sky's, so that images of one
+        galaxy with different error planes (with and without an AGN's
+        photon noise) are segmented alike.  Flux errors still come from
+        the uncertainty.
 
     Returns
     -------
     catalog : `~astropy.table.QTable`
         ``id``, ``x``, ``y`` (0-based pixel centroid), ``sky_centroid``,
-        ``flux`` (segment flux, in the image's unit), ``kron_flux`` (in
-        the Kron aperture, NaN where undefined), ``area`` (pix2),
+        ``flux`` (segment flux, in the image's unit) and ``flux_err``,
+        ``kron_flux`` (in the Kron aperture, NaN where undefined) and
+        ``kron_flux_err`` (errors from the noise above), ``area`` (pix2),
         ``fwhm`` (pix, from the second moments) and ``elongation``,
         brightest first.
+    segments : `~numpy.ndarray`
+        With ``segment_map``: the label of each pixel's source (the
+        catalogue's ``id``), 0 for the background.
     """
     data = np.asarray(image.data, dtype=float)
     mask = None if image.mask is None else np.asarray(image.mask, dtype=bool)
     mask = ~np.isfinite(data) if mask is None else (mask | ~np.isfinite(data))
     if image.uncertainty is not None:
-        noise = image.uncertainty.represent_as(StdDevUncertainty).array
+        error = image.uncertainty.represent_as(StdDevUncertainty).array
     else:
-        noise = sigma_clipped_stats(data, mask=mask)[2]
+        error = sigma_clipped_stats(data, mask=mask)[2]
+    noise = error if noise is None else noise
     clean = np.where(mask, 0.0, data)
     smoothed = clean
     if smooth_fwhm > 0:
@@ -67,26 +94,76 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True,
     # Smoothing lowers the noise: scale the threshold by the kernel's noise reduction.
     reduction = 1.0 if smooth_fwhm <= 0 else float(np.sqrt((kernel.array ** 2).sum()))
     threshold = nsigma * noise * reduction
-    segments = detect_sources(smoothed, threshold, n_pixels=npixels, mask=mask)
-    if segments is None:
-        return _empty_catalog(image.unit)
-    if max_area is not None:
+    with warnings.catch_warnings():
+        # Nothing detected is an empty catalogue, not a warning.
+        warnings.simplefilter("ignore", NoDetectionsWarning)
+        segments = detect_sources(smoothed, threshold, n_pixels=npixels, mask=mask)
+    if segments is not None and max_area is not None:
         segments.remove_labels(segments.labels[segments.areas > max_area])
-        if segments.n_labels == 0:
-            return _empty_catalog(image.unit)
+    if segments is None or segments.n_labels == 0:
+        empty = _empty_catalog(image.unit)
+        return (empty, np.zeros(data.shape, int)) if segment_map else empty
     if deblend:
         segments = deblend_sources(smoothed, segments, n_pixels=npixels, progress_bar=False)
-    catalog = SourceCatalog(clean, segments, convolved_data=smoothed, mask=mask, wcs=image.wcs)
-    table = catalog.to_table(columns=["label", "x_centroid", "y_centroid", "sky_centroid",
-                                      "segment_flux", "kron_flux", "area", "fwhm",
-                                      "elongation"])
-    table.rename_columns(["label", "x_centroid", "y_centroid", "segment_flux"],
-                         ["id", "x", "y", "flux"])
-    table["flux"] = u.Quantity(table["flux"]).value * image.unit
-    table["kron_flux"] = u.Quantity(table["kron_flux"]).value * image.unit
+    catalog = SourceCatalog(clean, segments, convolved_data=smoothed, mask=mask, wcs=image.wcs,
+                            error=np.broadcast_to(error, clean.shape))
+    columns = [name for name in _COLUMNS if name in columns or name in ("id", "flux")]
+    table = catalog.to_table(columns=[_PHOTUTILS_NAMES.get(name, name) for name in columns])
+    table.rename_columns([_PHOTUTILS_NAMES.get(name, name) for name in columns], columns)
+    for name in ("flux", "flux_err", "kron_flux", "kron_flux_err"):
+        if name in columns:
+            table[name] = u.Quantity(table[name]).value * image.unit
     table = QTable(table)  # a plain QTable, without photutils' deprecated column aliases
     table.sort("flux", reverse=True)
-    return table
+    return (table, segments.data) if segment_map else table
+
+
+def source_nearest(image, position=None, nsigma=3.0, noise=None):
+    """The detected source nearest a position: for the galaxy of a stamp, or an AGN's host.
+
+    Parameters
+    ----------
+    image : `~astropy.nddata.CCDData`
+        Sky-subtracted image (its uncertainty and mask are used, see
+        `source_catalog`).
+    position : tuple of float, optional
+        (x, y) in pixels; the image's centre by default.
+    nsigma : float
+        Detection threshold in units of the noise.
+    noise : float, optional
+        The noise of the threshold (see `source_catalog`).
+
+    Returns
+    -------
+    source : `~astropy.table.Row` or None
+        The row of `source_catalog` (``npixels=10``) with ``id``, ``x``,
+        ``y`` and the fluxes of `total_flux`; None if nothing is detected.
+    """
+    catalog = source_catalog(image, nsigma=nsigma, npixels=10, noise=noise,
+                             columns=("x", "y", "flux", "flux_err", "kron_flux",
+                                      "kron_flux_err"))
+    if len(catalog) == 0:
+        return None
+    ny, nx = image.shape
+    x, y = ((nx - 1) / 2, (ny - 1) / 2) if position is None else position
+    return catalog[int(np.argmin(np.hypot(catalog["x"] - x, catalog["y"] - y)))]
+
+
+def total_flux(source):
+    """A source's total flux and its error: Kron, or the segment's where Kron is undefined.
+
+    Parameters
+    ----------
+    source : `~astropy.table.Row`
+        A row of `source_catalog`.
+
+    Returns
+    -------
+    flux, error : `~astropy.units.Quantity`
+    """
+    if np.isfinite(source["kron_flux"]):
+        return u.Quantity(source["kron_flux"]), u.Quantity(source["kron_flux_err"])
+    return u.Quantity(source["flux"]), u.Quantity(source["flux_err"])
 
 
 def sources_inside(catalog, shape, size):
@@ -109,6 +186,8 @@ def sources_inside(catalog, shape, size):
 
 
 def _empty_catalog(unit):
-    return QTable(names=["id", "x", "y", "flux", "kron_flux", "area", "fwhm", "elongation"],
-                  dtype=[int, float, float, float, float, float, float, float],
-                  units={"flux": unit, "kron_flux": unit, "area": u.pix ** 2, "fwhm": u.pix})
+    return QTable(names=["id", "x", "y", "flux", "flux_err", "kron_flux", "kron_flux_err", "area",
+                         "fwhm", "elongation"],
+                  dtype=[int] + [float] * 9,
+                  units={"flux": unit, "flux_err": unit, "kron_flux": unit,
+                         "kron_flux_err": unit, "area": u.pix ** 2, "fwhm": u.pix})

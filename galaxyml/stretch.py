@@ -75,6 +75,17 @@ class ImageStretch:
         """Nanomaggies from stretched values (exact inside the clipping range)."""
         return self.stretch.inverse(np.asarray(stretched, dtype=float), clip=False)
 
+    @property
+    def network_range(self):
+        """(low, high): the stretched values a network's [-1, 1] stands for.
+
+        [0, 1], widened to hold the stretched clipping limits: GalaxyGAN's
+        stretch maps its range onto [0, 1]; PSFGAN's maps ``clip_min`` (a
+        negative flux) below 0, and a tanh output must reach it too.
+        """
+        limits = self.stretch(np.array([self.clip_min, self.clip_max]), clip=False)
+        return min(0.0, float(limits[0])), max(1.0, float(limits[1]))
+
     def to_dict(self):
         """Parameters that recreate this stretch with `stretch_from_dict`."""
         raise NotImplementedError

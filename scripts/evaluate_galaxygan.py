@@ -22,8 +22,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from galaxyml.datasets import (example_field_dir, galaxy_catalog, make_galaxygan_pairs,
-                               sdss_field_files)
+from galaxyml.datasets import (example_field_dir, galaxy_catalog, local_field_files,
+                               make_galaxygan_pairs)
 from galaxyml.exceptions import InvalidParameterError
 from galaxyml.gan import GalaxyGAN
 from galaxyml.io.writing import atomic_output
@@ -54,11 +54,7 @@ def parser():
 def held_out_pairs(model, field_dir, quiet):
     """The train and test pairs of the field, made exactly as for training."""
     training = model.card["training"]
-    run, camcol, field = (int(v) for v in training["field"].split("-"))
-    files = sdss_field_files(run, camcol, field, bands="".join(model.bands),
-                             data_dirs=[] if field_dir is None else [field_dir, field_dir.parent],
-                             download=False)
-    frames = files.read()
+    frames = local_field_files(training["field"], "".join(model.bands), field_dir).read()
     catalog = galaxy_catalog(frames, size=training["stamp_size"],
                              mag_range=tuple(training["mag_range"]))
     pairs = make_galaxygan_pairs(frames, catalog=catalog, size=training["stamp_size"],

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxyml.datasets import (example_field_dir, galaxy_catalog, make_galaxygan_pairs,
-                               sdss_field_files)
+from galaxyml.datasets import (example_field_dir, galaxy_catalog, local_field_files,
+                               make_galaxygan_pairs)
 from galaxyml.gan import GalaxyGAN
 
 
@@ -55,11 +55,7 @@ def parser():
 
 def field_pairs(args):
     """The field's frames, its GalaxyGAN pairs over the paper's grid, and the catalogue."""
-    run, camcol, field = (int(v) for v in args.field.split("-"))
-    directories = [] if args.field_dir is None else [args.field_dir, args.field_dir.parent]
-    files = sdss_field_files(run, camcol, field, bands="gri", data_dirs=directories,
-                             download=False)
-    frames = files.read()
+    frames = local_field_files(args.field, "gri", args.field_dir).read()
     catalog = galaxy_catalog(frames, size=args.size, mag_range=(12.0, args.mag_limit))
     pairs = make_galaxygan_pairs(frames, catalog=catalog, size=args.size, seed=args.seed,
                                  progress=not args.quiet)

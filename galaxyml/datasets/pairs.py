@@ -25,7 +25,7 @@ from ..io.cutout import MultiBandCutout, multiband_cutout, read_images
 from ..io.fits import wcs_pixel_scale
 from ..psf.sdss import SDSSPSFBasis
 from ..stretch import GalaxyGANStretch, PSFGANStretch
-from .samples import SampleSet, Stamp, seeded_manifest
+from .samples import SampleSet, seeded_manifest
 from .selection import galaxy_catalog, split_by_region
 
 __all__ = ["TrainingPairs", "make_galaxygan_pairs", "make_psfgan_pairs", "galaxygan_grid",
@@ -160,14 +160,16 @@ def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid
 
 
 def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
-                      contrast_range=(0.1, 10.0), n_per_galaxy=1, stretch=None,
-                      test_fraction=0.5, guard=None, seed=0, progress=True, **catalog_kwargs):
+                      contrast_range=(0.1, 10.0), contrasts=None, n_per_galaxy=1,
+                      psf_scale=1.0, stretch=None, test_fraction=0.5, guard=None, seed=0,
+                      progress=True, **catalog_kwargs):
     """PSFGAN pairs (galaxy with an artificial AGN, the galaxy alone) from a field.
 
-    Each galaxy stamp gets ``n_per_galaxy`` point sources at its centroid,
-    with contrasts (point-source flux over the host's Kron flux) drawn
-    uniformly in log between the limits, shaped by the SDSS KL-PSF at the
-    galaxy's position on the frame, with their photon noise.
+    Each galaxy stamp gets point sources at its centroid, with contrasts
+    (point-source flux over the host's Kron flux, `~galaxyml.degrade.host_galaxy`)
+    drawn uniformly in log between the limits or taken from a list, shaped
+    by the SDSS KL-PSF at the galaxy's position on the frame (optionally
+    made wider or narrower), with their photon noise.
 
     Parameters
     ----------
@@ -183,12 +185,21 @@ def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
         Side of the stamps in pixels.
     contrast_range : tuple of float
         Limits of the log-uniform contrast distribution; the paper's 0.1 to 10.
+    contrasts : sequence of float, optional
+        Instead of random draws, every galaxy gets each of these contrasts
+        (``n_per_galaxy`` realisations of each, with their own noise), as
+        for an evaluation.
     n_per_galaxy : int
-        Pairs per galaxy.
+        Pairs per galaxy (per contrast with ``contrasts``).
+    psf_scale : float or tuple of float
+        Width of the point source's PSF relative to the psField PSF
+        (`~galaxyml.psf.PSFModel.scaled`): one factor, or (low, high) to
+        draw one per pair log-uniformly (training on several PSFs).
     stretch : `~galaxyml.stretch.PSFGANStretch`, optional
-        By default its upper limit is just above the brightest pixel of all
-        the conditions (host peak plus point-source peak), so no bright
-        pixel is clipped.
+        By default its upper limit is just above the brightest pixel of the
+        training side's conditions (host peak plus point-source peak), so
+        no bright training pixel is clipped and the test side plays no
+        part in it.
     test_fraction, guard, seed, progress
         As for `make_galaxygan_pairs`.
 
@@ -197,12 +208,19 @@ def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
     pairs : `TrainingPairs`
         Manifest columns ``pair_id``, ``galaxy_id``, ``ra``, ``dec``,
         ``split``, ``contrast``, ``ps_flux``, ``host_flux``, ``x_ps``,
-        ``y_ps``, ``seed``.
+        ``y_ps`` (in the stamp), ``frame_x``, ``frame_y`` (the galaxy on the
+        frame, where its PSF is evaluated), ``psf_scale``, ``seed``.
     """
     low, high = contrast_range
     if not 0 < low <= high:
         raise InvalidParameterError(f"contrast_range must be positive and increasing, not "
                                     f"{contrast_range}")
+    if contrasts is not None and not np.all(np.asarray(contrasts, float) > 0):
+        raise InvalidParameterError(f"contrasts must be positive, not {contrasts}")
+    scale_low, scale_high = np.broadcast_to(np.asarray(psf_scale, float), (2,))
+    if not 0 < scale_low <= scale_high:
+        raise InvalidParameterError(f"psf_scale must be positive (a factor or an increasing "
+                                    f"range), not {psf_scale}")
     images, catalog, split = _prepare(field_images, (band,), catalog, size, test_fraction,
                                       guard, catalog_kwargs)
     stamps = cut_galaxy_stamps(images, (band,), catalog, size, band, progress)
@@ -210,7 +228,7 @@ def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
     psfs = {int(g["id"]): basis.at(float(g["y"]), float(g["x"])) for g in catalog}
 
     rng = np.random.default_rng(seed)
-    rows, peak = [], 0.0
+    rows, peaks = [], []
     for galaxy, side in zip(catalog, split):
         galaxy_id = int(galaxy["id"])
         if galaxy_id not in stamps:
@@ -218,25 +236,44 @@ def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
         stamp = stamps[galaxy_id][band]
         x_host, y_host, host_flux = host_galaxy(stamp)
         host_flux = host_flux.to_value(u.nanomaggy)
-        for contrast in 10 ** rng.uniform(np.log10(low), np.log10(high), n_per_galaxy):
+        drawn = (np.repeat(np.asarray(contrasts, float), n_per_galaxy) if contrasts is not None
+                 else 10 ** rng.uniform(np.log10(low), np.log10(high), n_per_galaxy))
+        scales = np.exp(rng.uniform(np.log(scale_low), np.log(scale_high), len(drawn)))
+        for contrast, scale in zip(drawn, scales):
             ps_flux = contrast * host_flux
             rows.append((galaxy_id, _degrees(galaxy["ra"]), _degrees(galaxy["dec"]), str(side),
-                         contrast, ps_flux, host_flux, x_host, y_host))
-            peak = max(peak, float(np.nanmax(stamp.data)) + ps_flux * psfs[galaxy_id].array.max())
+                         contrast, ps_flux, host_flux, x_host, y_host, float(galaxy["x"]),
+                         float(galaxy["y"]), scale))
+            # A PSF narrowed by s has a peak up to 1 / s^2 times higher.
+            psf_peak = min(psfs[galaxy_id].array.max() / min(scale, 1.0) ** 2, 1.0)
+            peaks.append((str(side), float(np.nanmax(stamp.data)) + ps_flux * psf_peak))
     manifest = seeded_manifest(rows, ["galaxy_id", "ra", "dec", "split", "contrast", "ps_flux",
-                                      "host_flux", "x_ps", "y_ps"], seed, "pair_id")
+                                      "host_flux", "x_ps", "y_ps", "frame_x", "frame_y",
+                                      "psf_scale"], seed, "pair_id")
     manifest["ps_flux"].unit = u.nanomaggy
     manifest["host_flux"].unit = u.nanomaggy
-    stretch = PSFGANStretch(clip_max=float(f"{peak * 1.01:.3g}")) if stretch is None else stretch
+    if stretch is None:
+        training = [value for side, value in peaks if side == "train"]
+        peak = max(training or [value for _, value in peaks])
+        stretch = PSFGANStretch(clip_max=float(f"{peak * 1.01:.3g}"))
     manifest.meta.update(kind="psfgan", bands=[band], stretch=stretch.to_dict(), size=size,
                          psfield=str(psfield))
 
     def make(row):
         original = stamps[int(row["galaxy_id"])]
-        with_agn, _ = add_point_source(original[band], psfs[int(row["galaxy_id"])],
-                                       flux=row["ps_flux"], position=(row["x_ps"], row["y_ps"]),
+        psf = psfs[int(row["galaxy_id"])]
+        if row["psf_scale"] != 1:
+            psf = psf.scaled(row["psf_scale"])
+        with_agn, _ = add_point_source(original[band], psf, flux=row["ps_flux"],
+                                       position=(row["x_ps"], row["y_ps"]),
                                        seed=int(row["seed"]))
-        return Stamp(with_agn.data[None], original.wcs), original
+        # A cutout with the source's photon noise in its uncertainty and the frame's
+        # metadata (psField, origin): what remove_point_source and the fits take.
+        uncertainty = (None if with_agn.uncertainty is None
+                       else with_agn.uncertainty.array[None])
+        return MultiBandCutout(with_agn.data[None], (band,), original.wcs, original.unit,
+                               uncertainty=uncertainty, mask=original.mask,
+                               meta=original.meta), original
 
     return TrainingPairs(manifest, make)
 

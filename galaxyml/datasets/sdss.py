@@ -8,11 +8,11 @@ from pathlib import Path
 from astropy import config as _config
 from astropy.utils.data import download_file
 
-from ..exceptions import SDSSDataNotFoundError
+from ..exceptions import InvalidParameterError, SDSSDataNotFoundError
 from ..utils._sdss import SDSS_BANDS, band_index
 
-__all__ = ["conf", "Conf", "SDSSFieldFiles", "sdss_field_files", "sdss_file_urls", "EXAMPLE_FIELD",
-           "example_field", "example_field_dir"]
+__all__ = ["conf", "Conf", "SDSSFieldFiles", "sdss_field_files", "local_field_files",
+           "sdss_file_urls", "EXAMPLE_FIELD", "example_field", "example_field_dir"]
 
 #: Environment variable with extra local SDSS directories, separated by os.pathsep.
 DATA_DIR_VARIABLE = "GALAXYML_SDSS_DIR"
@@ -194,6 +194,34 @@ def sdss_field_files(run, camcol, field, bands="ugriz", rerun=301, data_dirs=Non
                           frames={band: locate("frame", band) for band in ordered},
                           psfield=locate("psField"),
                           fpm={band: locate("fpM", band) for band in ordered})
+
+
+def local_field_files(field, bands="ugriz", field_dir=None):
+    """The files of a field named ``'RUN-CAMCOL-FIELD'``, found locally, never downloaded.
+
+    For scripts and model cards, which name a field by one string.
+
+    Parameters
+    ----------
+    field : str
+        For example ``'2583-2-136'``.
+    bands : str or sequence of str
+        Bands to find.
+    field_dir : path, optional
+        Searched first, with its parent; then as `sdss_field_files` searches.
+
+    Returns
+    -------
+    files : `SDSSFieldFiles`
+    """
+    try:
+        run, camcol, number = (int(v) for v in str(field).split("-"))
+    except ValueError as exc:
+        raise InvalidParameterError(f"a field is named 'RUN-CAMCOL-FIELD', for example "
+                                    f"'2583-2-136', not {field!r}") from exc
+    directories = [] if field_dir is None else [Path(field_dir), Path(field_dir).parent]
+    return sdss_field_files(run, camcol, number, bands=bands, data_dirs=directories,
+                            download=False)
 
 
 def example_field(bands="ugriz"):

@@ -5,16 +5,16 @@ import warnings
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import QTable
 
-from ..sources import source_catalog
+from ..sources import source_nearest, total_flux
 from ..exceptions import (DefaultNoiseModelWarning, InvalidInputTypeError, InvalidParameterError,
-                          MissingWCSError, NegativeFluxError, PositionOffImageError,
-                          TooFewSourcesError)
+                          NegativeFluxError, TooFewSourcesError)
 from ..io.sdss import nanomaggies_to_mag
 from ..psf.models import PSFModel
+from ..utils._images import pixel_position
+from .core import sky_noise
 
 __all__ = ["add_point_source", "host_galaxy"]
 
@@ -35,21 +35,23 @@ def host_galaxy(image, nsigma=3.0):
         Flux-weighted centroid (0-based pixels).
     flux : `~astropy.units.Quantity`
         Flux in the Kron aperture (the segment flux where the Kron
-        aperture is undefined), in the image's unit.
+        aperture is undefined), in the image's unit.  Sources are detected
+        above ``nsigma`` times the blank sky's noise
+        (`~galaxyml.degrade.sky_noise`).
 
     Raises
     ------
-    ValueError
+    TooFewSourcesError
         If no source is detected in the stamp.
     """
-    catalog = source_catalog(image, nsigma=nsigma, npixels=10)
-    if len(catalog) == 0:
+    # The threshold from the blank sky's noise, not the error plane: the host of an image
+    # with an AGN (whose photon noise raises its errors) is then segmented alike.
+    data = np.asarray(image.data, float)
+    bad = ~np.isfinite(data) if image.mask is None else (~np.isfinite(data) | image.mask)
+    host = source_nearest(image, nsigma=nsigma, noise=sky_noise(data, bad))
+    if host is None:
         raise TooFewSourcesError("no source is detected in the image to host the point source")
-    ny, nx = image.shape
-    distance = np.hypot(catalog["x"] - (nx - 1) / 2, catalog["y"] - (ny - 1) / 2)
-    host = catalog[int(np.argmin(distance))]
-    flux = host["kron_flux"] if np.isfinite(host["kron_flux"]) else host["flux"]
-    return float(host["x"]), float(host["y"]), u.Quantity(flux)
+    return float(host["x"]), float(host["y"]), total_flux(host)[0]
 
 
 def add_point_source(image, psf, flux=None, contrast=None, position=None, host_flux=None,
@@ -146,21 +148,12 @@ def _check_positive(value, name):
 
 
 def _position_and_host(image, position, need_host):
-    ny, nx = image.shape
     host_flux = None
     if position is None or need_host:
         hx, hy, host_flux = host_galaxy(image)
     if position is None:
-        x, y = hx, hy
-    elif isinstance(position, SkyCoord):
-        if image.wcs is None:
-            raise MissingWCSError("a sky position needs an image with a WCS")
-        x, y = (float(v) for v in image.wcs.world_to_pixel(position))
-    else:
-        x, y = (float(v) for v in position)
-    if not (np.isfinite(x) and np.isfinite(y) and -0.5 <= x < nx - 0.5 and -0.5 <= y < ny - 0.5):
-        raise PositionOffImageError(f"the point-source position ({x:.2f}, {y:.2f}) lies "
-                                    f"outside the image of shape {image.shape}")
+        position = (hx, hy)
+    x, y = pixel_position(position, image.shape, image.wcs)
     return x, y, host_flux
 
 

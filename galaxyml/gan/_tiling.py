@@ -2,24 +2,10 @@
 """Images of any size through a fully convolutional network: in-painting, tiles, blending."""
 
 import numpy as np
-from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
+
+from ..utils._images import inpaint
 
 __all__ = ["inpaint", "cut_tiles", "blend_tiles", "batches_by_shape"]
-
-
-def inpaint(data, mask):
-    """Replace masked pixels by a Gaussian-weighted mean of their neighbours, band by band."""
-    if not mask.any():
-        return data
-    filled = np.where(mask, np.nan, data)
-    kernel = Gaussian2DKernel(2.0)
-    for band in range(filled.shape[0]):
-        for _ in range(10):  # large holes fill from their edges inwards
-            if not np.isnan(filled[band]).any():
-                break
-            filled[band] = interpolate_replace_nans(filled[band], kernel)
-        filled[band] = np.where(np.isnan(filled[band]), 0.0, filled[band])
-    return filled
 
 
 def cut_tiles(image, tile, overlap, multiple):

@@ -23,7 +23,8 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from .. import __version__
 from ..distribute import fit_resumable
 from ..exceptions import (BandMismatchError, ImageTooSmallError, InvalidParameterError,
-                          MissingFileError, ModelTypeError, StretchMismatchError)
+                          MissingFileError, ModelTypeError, NotBuiltError,
+                          StretchMismatchError)
 from ..io.cutout import MultiBandCutout
 from ..io.writing import atomic_output
 from ..stretch import stretch_from_dict
@@ -39,8 +40,9 @@ class ImageToImageModel:
 
     Subclasses set `model_type` (the card's type name), `pretrained_file`
     (the shipped model under ``galaxyml/gan/data``), `hyperparameters`
-    (constructor arguments kept in the card and passed back by `load`)
-    and implement `reconstruction`.
+    (constructor arguments kept in the card and passed back by `load`),
+    `default_learning_rate` (their paper's), and implement
+    `reconstruction`.
 
     Parameters
     ----------
@@ -48,9 +50,12 @@ class ImageToImageModel:
         Network size, see `~galaxyml.gan.NETWORK_CONFIGS`.
     bands : sequence of str
         Bands, in channel order.
-    stretch : `~galaxyml.stretch.ImageStretch`
-        Between nanomaggies and the network; stretched values in [0, 1]
-        map to the generator's tanh range [-1, 1].
+    stretch : `~galaxyml.stretch.ImageStretch` or None
+        Between nanomaggies and the network; stretched values in its
+        ``network_range`` ([0, 1] for GalaxyGAN's) map to the generator's
+        tanh range [-1, 1].  None: the stretch of
+        the first training samples (`train`), for stretches whose range
+        comes from the data set.
     seed : int
         Seed of the initial weights, the dropout and the data order.
     """
@@ -61,6 +66,8 @@ class ImageToImageModel:
     pretrained_file = None
     #: Constructor arguments that the model card records and `load` passes back.
     hyperparameters = ()
+    #: Adam's learning rate when `train` is given none (the paper's).
+    default_learning_rate = 2e-4
 
     def __init__(self, config, bands, stretch, seed=0):
         if config not in NETWORK_CONFIGS:
@@ -109,17 +116,20 @@ class ImageToImageModel:
         """The generator's reconstruction term (a scalar), besides its adversarial loss."""
         raise NotImplementedError
 
-    def build_trainer(self, aggregator=None, learning_rate=2e-4, beta_1=0.5):
+    def build_trainer(self, aggregator=None, learning_rate=None, beta_1=0.5):
         """The compiled `ConditionalGAN` that trains this model's generator.
 
         Call it in the strategy's scope to train under `tf.distribute`.  The
         optimizers are the aggregator's
         (`~galaxyml.distribute.GradientAggregator.make_optimizer`): Adam
         with ``beta_1`` really passed for the float mean, Signum with
-        momentum ``beta_1`` for the majority vote.
+        momentum ``beta_1`` for the majority vote; the learning rate is
+        `default_learning_rate` unless given.
         """
+        learning_rate = self.default_learning_rate if learning_rate is None else learning_rate
         gan = ConditionalGAN(self.generator, self.build_discriminator(), aggregator=aggregator,
-                             reconstruction=self.reconstruction)
+                             reconstruction=self.reconstruction,
+                             data_range=self.stretch.network_range)
         gan.compile(gan.aggregator.make_optimizer(learning_rate, beta_1),
                     gan.aggregator.make_optimizer(learning_rate, beta_1))
         gan.build_aggregation()
@@ -127,7 +137,7 @@ class ImageToImageModel:
 
     def train(self, samples, steps, batch_size=8, validation=None, checkpoint_dir=None,
               checkpoint_every=100, strategy=None, aggregator=None, log_path=None,
-              learning_rate=2e-4, beta_1=0.5, progress=True):
+              learning_rate=None, beta_1=0.5, progress=True):
         """Train on `~galaxyml.datasets.TrainingPairs` made with this model's bands and stretch.
 
         Parameters
@@ -143,8 +153,8 @@ class ImageToImageModel:
             How replicas combine gradients: ``"mean"`` (Keras's float
             all-reduce, with Adam; the default) or ``"majority_vote"``
             (signSGD with majority vote, with Signum).
-        learning_rate : float or `keras.optimizers.schedules.LearningRateSchedule`
-            The papers' 2e-4 by default.
+        learning_rate : float or `keras.optimizers.schedules.LearningRateSchedule`, optional
+            The paper's (`default_learning_rate`) by default.
         beta_1 : float
             First-moment decay (Adam's beta_1, Signum's momentum), the
             papers' 0.5 by default.
@@ -154,8 +164,11 @@ class ImageToImageModel:
         history : dict
             Metric name -> values per epoch of ``checkpoint_every`` steps.
         """
+        if self.stretch is None:
+            self.stretch = samples.stretch
         self._check_samples(samples)
         keras.utils.set_random_seed(self.seed)
+        learning_rate = self.default_learning_rate if learning_rate is None else learning_rate
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             if strategy is not None:
                 # Variables must be created under the strategy: rebuild the generator there.
@@ -189,7 +202,8 @@ class ImageToImageModel:
         """The JSON model card: type, bands, stretch, configuration, training, metrics."""
         card = {"model_type": self.model_type, "galaxyml_version": __version__,
                 "config": self.config, "bands": list(self.bands),
-                "stretch": self.stretch.to_dict(), "seed": self.seed,
+                "stretch": None if self.stretch is None else self.stretch.to_dict(),
+                "seed": self.seed,
                 "parameters": int(self.generator.count_params()),
                 **{name: getattr(self, name) for name in self.hyperparameters}}
         card.update({key: value for key, value in self.card.items() if key not in card})
@@ -224,8 +238,9 @@ class ImageToImageModel:
         if card.get("model_type") != cls.model_type:
             raise ModelTypeError(f"{path} is a {card.get('model_type')!r} model, not a "
                                  f"{cls.model_type}")
-        model = cls(config=card["config"], bands=card["bands"],
-                    stretch=stretch_from_dict(card["stretch"]), seed=card["seed"],
+        stretch = None if card["stretch"] is None else stretch_from_dict(card["stretch"])
+        model = cls(config=card["config"], bands=card["bands"], stretch=stretch,
+                    seed=card["seed"],
                     **{name: card[name] for name in cls.hyperparameters})
         model.generator = keras.saving.load_model(path, compile=False)
         model.card = card
@@ -322,13 +337,11 @@ class ImageToImageModel:
         overlap = self.tile_size // 4 if overlap is None else int(overlap)
         tiles, places = [], []
         for number, data in enumerate(arrays):
-            network_input = np.moveaxis(self.stretch(data, warn=False) * 2 - 1, 0, -1)
-            for origin, tile in cut_tiles(network_input, self.tile_size, overlap,
+            for origin, tile in cut_tiles(self._network_input(data), self.tile_size, overlap,
                                           self.size_multiple):
                 tiles.append(tile)
                 places.append((number, origin))
-        runs = [self._run(tiles, batch_size, training=bool(samples))
-                for _ in range(int(samples) if samples else 1)]
+        runs = self._draws(tiles, samples, batch_size)
         tiles_of_image = {}
         for k, (number, _) in enumerate(places):
             tiles_of_image.setdefault(number, []).append(k)
@@ -337,13 +350,29 @@ class ImageToImageModel:
             picked = tiles_of_image[number]
             origins = [places[k][1] for k in picked]
             draws = np.stack([
-                self.stretch.inverse((blend_tiles([run[k] for k in picked], origins,
-                                                  data.shape[1:], overlap) + 1) / 2)
+                self._from_network(blend_tiles([run[k] for k in picked], origins,
+                                               data.shape[1:], overlap))
                 for run in runs])
-            mean = np.moveaxis(draws.mean(axis=0), -1, 0)
-            std = np.moveaxis(draws.std(axis=0), -1, 0) if samples else None
-            results.append((mean, std))
+            results.append(_mean_and_spread(draws, samples))
         return results
+
+    def _network_input(self, data):
+        """(n_bands, ny, nx) nanomaggies -> (ny, nx, n_bands) in the generator's range [-1, 1]."""
+        if self.stretch is None:
+            raise NotBuiltError(f"this {self.model_type} has no stretch yet: train it, load a "
+                                "trained one, or pass stretch=")
+        low, high = self.stretch.network_range
+        return np.moveaxis((self.stretch(data, warn=False) - low) * (2 / (high - low)) - 1, 0, -1)
+
+    def _from_network(self, output):
+        """Generator output (ny, nx, n_bands) in [-1, 1] -> nanomaggies, same axes."""
+        low, high = self.stretch.network_range
+        return self.stretch.inverse(low + (output + 1) * ((high - low) / 2))
+
+    def _draws(self, tiles, samples, batch_size):
+        """Generator outputs for the tiles: one run, or ``samples`` runs with dropout on."""
+        return [self._run(tiles, batch_size, training=bool(samples))
+                for _ in range(int(samples) if samples else 1)]
 
     def _run(self, tiles, batch_size, training):
         """Generator outputs for a list of tiles, in batches of tiles of one shape."""
@@ -385,6 +414,14 @@ class ImageToImageModel:
         shape = np.shape(image)
         mean = mean.reshape(shape)
         return mean if std is None else (mean, std.reshape(shape))
+
+
+def _mean_and_spread(draws, samples):
+    """Mean and (with ``samples``) standard deviation of draws (n, ny, nx, n_bands), as
+    (n_bands, ny, nx) arrays."""
+    mean = np.moveaxis(draws.mean(axis=0), -1, 0)
+    std = np.moveaxis(draws.std(axis=0), -1, 0) if samples else None
+    return mean, std
 
 
 def _describe(learning_rate):

@@ -17,12 +17,6 @@ from ..distribute import get_aggregator
 __all__ = ["ConditionalGAN", "l1_reconstruction"]
 
 
-def _to_tanh_range(data):
-    """Stretched pairs in [0, 1] mapped to [-1, 1], the range of the generator's tanh."""
-    condition, target, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return condition * 2.0 - 1.0, target * 2.0 - 1.0
-
-
 def _cross_entropy(labels, logits):
     """Mean binary cross-entropy of logits, on this replica's batch.
 
@@ -41,8 +35,9 @@ def l1_reconstruction(target, generated, weight=100.0):
 class ConditionalGAN(keras.Model):
     """A pix2pix conditional GAN: generator G(condition) and discriminator D(condition, image).
 
-    Pairs come stretched to [0, 1] (`~galaxyml.datasets.TrainingPairs`) and
-    are mapped to [-1, 1], the range of the generator's tanh output.
+    Pairs come stretched (`~galaxyml.datasets.TrainingPairs`), their values
+    in ``data_range`` ([0, 1] for GalaxyGAN's stretch), and are mapped to
+    [-1, 1], the range of the generator's tanh output.
     Losses: D minimises the binary cross-entropy of real pairs as real and
     generated pairs as fake (halved, as in pix2pix); G minimises the
     cross-entropy of its pairs as real plus a reconstruction term,
@@ -59,10 +54,15 @@ class ConditionalGAN(keras.Model):
     aggregator : str or `~galaxyml.distribute.GradientAggregator`, optional
         ``"mean"`` (`~galaxyml.distribute.MeanAggregator`, the default) or
         ``"majority_vote"`` (`~galaxyml.distribute.MajorityVote`).
+    data_range : tuple of float
+        The stretched values mapped to -1 and 1
+        (`~galaxyml.stretch.ImageStretch.network_range`).
     """
 
-    def __init__(self, generator, discriminator, reconstruction=None, aggregator=None, **kwargs):
+    def __init__(self, generator, discriminator, reconstruction=None, aggregator=None,
+                 data_range=(0.0, 1.0), **kwargs):
         super().__init__(**kwargs)
+        self.data_range = tuple(float(v) for v in data_range)
         self.generator = generator
         self.discriminator = discriminator
         self.reconstruction = reconstruction or l1_reconstruction
@@ -100,6 +100,12 @@ class ConditionalGAN(keras.Model):
         """The generator's output for a condition in the tanh range [-1, 1]."""
         return self.generator(condition, training=training)
 
+    def _to_tanh_range(self, data):
+        """Stretched pairs in ``data_range`` mapped to [-1, 1], the generator's tanh range."""
+        condition, target, _ = keras.utils.unpack_x_y_sample_weight(data)
+        low, high = self.data_range
+        return tuple((image - low) * (2.0 / (high - low)) - 1.0 for image in (condition, target))
+
     def _gan_losses(self, condition, target, training):
         generated = self.generator(condition, training=training)
         real = self.discriminator([condition, target], training=training)
@@ -113,7 +119,7 @@ class ConditionalGAN(keras.Model):
 
     def train_step(self, data):
         """One update of both networks on a batch (condition, target), on each replica."""
-        condition, target = _to_tanh_range(data)
+        condition, target = self._to_tanh_range(data)
         # Each replica sees its share of the batch; the aggregator sums over replicas.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
@@ -131,7 +137,7 @@ class ConditionalGAN(keras.Model):
 
     def test_step(self, data):
         """The losses on a validation batch, with the networks in inference mode."""
-        condition, target = _to_tanh_range(data)
+        condition, target = self._to_tanh_range(data)
         _, d_loss, g_gan, g_reconstruction, l1 = self._gan_losses(condition, target, False)
         return self._record(g_gan + g_reconstruction, g_gan, g_reconstruction, d_loss, l1)
 

@@ -29,6 +29,7 @@ _BAND_META_KEYWORDS = {
     "run": "RUN", "camcol": "CAMCOL", "field": "FIELD", "rerun": "RERUN",
     "exptime": "EXPTIME", "nmgy_per_count": "NMGY", "gain": "GAIN",
     "dark_variance": "DARKVAR", "noise_model": "NOISEMOD", "filename": "SRCFILE",
+    "psfield": "PSFIELD",
 }
 _FIELD_KEYS = ("run", "camcol", "field")
 _MODES = ("partial", "strict")
@@ -98,13 +99,20 @@ class MultiBandCutout:
                 f"masked={int(self.mask.sum())}>")
 
     def __getitem__(self, band):
-        """The image of one band as a `~astropy.nddata.CCDData`."""
+        """The image of one band as a `~astropy.nddata.CCDData`.
+
+        Its ``meta`` holds the band's metadata and, where known, the cutout's
+        origin on the reference frame (``xorigin``, ``yorigin``), so that a
+        PSF can be evaluated at the right place of the frame.
+        """
         if band not in self.bands:
             raise UnknownBandError(f"band {band!r} is not in this cutout (bands: {self.bands})")
         index = self.bands.index(band)
         uncertainty = (None if self.uncertainty is None
                        else StdDevUncertainty(self.uncertainty[index]))
         meta = dict(self.meta["bands"].get(band, {}), band=band)
+        if "origin" in self.meta:  # where the cutout lies on the frame (FITS-safe keys)
+            meta["xorigin"], meta["yorigin"] = (int(v) for v in self.meta["origin"])
         return CCDData(self.data[index], unit=self.unit, wcs=self.wcs.deepcopy(),
                        uncertainty=uncertainty, mask=self.mask[index], meta=meta)
 

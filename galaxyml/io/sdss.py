@@ -183,7 +183,9 @@ def read_sdss_frame(path, psfield=None, fpm=None, mask_planes=_DEFAULT_MASK_PLAN
         ``meta`` holds ``run``, ``camcol``, ``field``, ``rerun``, ``band``,
         ``exptime`` (Quantity), ``nmgy_per_count``, ``gain``,
         ``dark_variance``, ``noise_model`` (``"psField"`` or ``"default"``),
-        ``filename`` and the primary ``header``.
+        ``filename``, ``psfield`` (where given: the PSF of
+        `~galaxyml.gan.PSFGAN` and of the parametric fits) and the primary
+        ``header``.
 
     Notes
     -----
@@ -233,5 +235,7 @@ def read_sdss_frame(path, psfield=None, fpm=None, mask_planes=_DEFAULT_MASK_PLAN
         "filename": str(path),
         "header": header,
     }
+    if psfield is not None:
+        meta["psfield"] = str(psfield)
     return CCDData(data, unit=u.nanomaggy, wcs=wcs, meta=meta,
                    uncertainty=StdDevUncertainty(sigma.astype(np.float32)), mask=mask)

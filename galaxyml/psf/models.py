@@ -3,10 +3,10 @@
 
 import numpy as np
 from astropy import units as u
-from scipy.ndimage import shift as shift_image
+from scipy.ndimage import map_coordinates, shift as shift_image
 from scipy.special import erf
 
-from ..exceptions import InvalidPSFError
+from ..exceptions import InvalidParameterError, InvalidPSFError
 from ..io.sdss import SDSS_PIXEL_SCALE
 from ..utils._kernels import check_odd
 from ._fwhm import fit_fwhm_pixels
@@ -104,6 +104,59 @@ class PSFModel:
     def _render(self, size, offset):
         raise NotImplementedError
 
+    def scaled(self, factor):
+        """This PSF made ``factor`` times as wide (``factor`` < 1: narrower), with unit flux.
+
+        Used to test how methods that are given one PSF fare on point
+        sources made with a wider or narrower one, and to train on a range
+        of PSF widths.  Analytic models scale their FWHM; others are
+        resampled (`SampledPSF`).
+
+        Parameters
+        ----------
+        factor : float
+            Ratio of the new width to this PSF's, positive.
+
+        Returns
+        -------
+        psf : `PSFModel`
+        """
+        factor = _check_scale_factor(factor)
+        return SampledPSF(_resample_wider(self.render(), factor), self.pixel_scale,
+                          meta={"scaled_by": factor})
+
+
+def _check_scale_factor(factor):
+    factor = float(factor)
+    if not (np.isfinite(factor) and factor > 0):
+        raise InvalidParameterError(f"a PSF scale factor must be positive and finite, not "
+                                    f"{factor}")
+    return factor
+
+
+def _resample_wider(kernel, factor, subsamples=5):
+    """``kernel`` made ``factor`` times as wide about its central pixel.
+
+    The kernel is a pixelated profile: the optics' PSF p convolved with
+    the pixel.  Its cubic spline sampled at r / ``factor`` is p stretched
+    but convolved with a pixel ``factor`` times as wide; for ``factor``
+    < 1 the missing part of the pixel (a box of width sqrt(1 - factor^2)
+    in second moments) is restored by averaging sub-pixel samples, so the
+    result is p(r / factor) / factor^2 convolved with one pixel (to within
+    a few per cent of the width for ``factor`` > 1).
+    """
+    size = kernel.shape[0]
+    out_size = max(size, 2 * int(np.ceil(size * factor / 2)) + 1)
+    box = np.sqrt(max(1.0 - factor ** 2, 0.0))
+    shifts = ((np.arange(subsamples) + 0.5) / subsamples - 0.5) * box if box else np.zeros(1)
+    centres = np.arange(out_size) - out_size // 2
+    # Sample positions (y, x) for every sub-pixel shift, all in one spline evaluation.
+    along = (centres[None, :] + shifts[:, None]) / factor + size // 2
+    yy = np.broadcast_to(along[:, None, :, None], (len(shifts),) * 2 + (out_size,) * 2)
+    xx = np.broadcast_to(along[None, :, None, :], (len(shifts),) * 2 + (out_size,) * 2)
+    samples = map_coordinates(kernel, [yy, xx], order=3, mode="constant", cval=0.0)
+    return np.clip(samples.sum(axis=(0, 1)), 0.0, None)
+
 
 class GaussianPSF(PSFModel):
     """A circular Gaussian PSF, integrated over each pixel.
@@ -146,6 +199,10 @@ class GaussianPSF(PSFModel):
 
     def __repr__(self):
         return f"<GaussianPSF fwhm={self.fwhm:.3f} ({self.fwhm_pixels:.3f} pix)>"
+
+    def scaled(self, factor):
+        return GaussianPSF(self.fwhm_pixels * _check_scale_factor(factor) * u.pix,
+                           self.pixel_scale)
 
     def _render(self, size, offset):
         # Exact integral of the Gaussian over each pixel: point sources keep their flux
@@ -201,6 +258,10 @@ class MoffatPSF(PSFModel):
     def __repr__(self):
         return f"<MoffatPSF fwhm={self.fwhm:.3f} beta={self.beta:g}>"
 
+    def scaled(self, factor):
+        return MoffatPSF(self.fwhm_pixels * _check_scale_factor(factor) * u.pix, self.beta,
+                         self.pixel_scale, self.oversample)
+
     def _render(self, size, offset):
         n = self.oversample
         sub = (np.arange(size * n) + 0.5) / n - size / 2
@@ -242,6 +303,11 @@ class SampledPSF(PSFModel):
 
     def __repr__(self):
         return f"<SampledPSF shape={self.array.shape} pixel_scale={self.pixel_scale:.3f}>"
+
+    def scaled(self, factor):
+        factor = _check_scale_factor(factor)
+        return SampledPSF(_resample_wider(self.array, factor), self.pixel_scale,
+                          meta=dict(self.meta, scaled_by=factor * self.meta.get("scaled_by", 1)))
 
     def _render(self, size, offset):
         image = _centre_crop_or_pad(self.array, size)

@@ -51,3 +51,12 @@ def test_round_trip_on_real_stamps(sdss_frames):
         inside = ~stretch.out_of_range(data) & (np.abs(data) > 1e-4)
         back = stretch.inverse(stretch(data, warn=False))
         assert np.allclose(back[inside], data[inside], rtol=1e-6, atol=0)
+
+
+def test_network_range_holds_the_clipping_limits():
+    assert GalaxyGANStretch().network_range == (0.0, 1.0)
+    stretch = PSFGANStretch(clip_max=400.0)
+    low, high = stretch.network_range
+    # The paper's PSFGAN stretch maps negative fluxes (half the sky) below 0.
+    assert low == pytest.approx(float(stretch(np.array([-0.1]))[0])) and low < 0
+    assert high == pytest.approx(1.0)

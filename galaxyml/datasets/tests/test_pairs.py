@@ -9,7 +9,7 @@ from astropy.table import QTable
 
 from galaxyml.datasets import (TrainingPairs, dihedral_transform, galaxy_catalog, galaxygan_grid,
                                make_galaxygan_pairs, make_psfgan_pairs, split_by_region)
-from galaxyml.exceptions import OutputExistsError, UnknownBandError
+from galaxyml.exceptions import InvalidParameterError, OutputExistsError, UnknownBandError
 
 GRID = [(1.4 * u.arcsec, 1.0), (2.5 * u.arcsec, 5.0)]
 
@@ -137,9 +137,49 @@ def test_psfgan_pairs(training_field):
     assert added.sum() == pytest.approx(manifest["ps_flux"][0].value, rel=0.05)
     yy, xx = np.indices(added.shape)
     assert (added * xx).sum() / added.sum() == pytest.approx(manifest["x_ps"][0], abs=0.3)
-    # The default stretch clips no bright pixel of any condition.
-    assert all(np.nanmax(pairs.linear_pair(k)[0].data) <= pairs.stretch.clip_max
-               for k in range(len(pairs)))
+    # The default stretch clips no bright pixel of the training side's conditions.
+    train = pairs.subset("train")
+    assert all(np.nanmax(train.linear_pair(k)[0].data) <= pairs.stretch.clip_max
+               for k in range(len(train)))
+    # Conditions are cutouts with the source's photon noise in their uncertainty and the
+    # frame's metadata, ready for remove_point_source and the fits.
+    assert condition.bands == ("r",) and condition.meta["origin"] == target.meta["origin"]
+    peak = np.unravel_index(np.argmax(added), added.shape)
+    assert condition.uncertainty[(0, *peak)] > target.uncertainty[(0, *peak)]
+
+
+def test_psfgan_pairs_at_fixed_contrasts_and_psf_widths(training_field):
+    field, images, catalog = training_field
+    pairs = make_psfgan_pairs(images, field.files.psfield, catalog=catalog, size=48,
+                              contrasts=[0.5, 4.0], n_per_galaxy=2, psf_scale=1.5,
+                              progress=False)
+    manifest = pairs.manifest
+    n_galaxies = len(np.unique(manifest["galaxy_id"]))
+    assert len(pairs) == 4 * n_galaxies
+    assert sorted(set(manifest["contrast"])) == [0.5, 4.0]
+    assert np.all(manifest["psf_scale"] == 1.5)
+    assert len(set(manifest["seed"])) == len(pairs)  # realisations differ in their noise
+    ranged = make_psfgan_pairs(images, field.files.psfield, catalog=catalog, size=48,
+                               n_per_galaxy=3, psf_scale=(0.5, 1.5), progress=False)
+    scales = ranged.manifest["psf_scale"]
+    assert np.all((scales >= 0.5) & (scales <= 1.5)) and len(set(scales)) == len(ranged)
+
+    def width(pairs, k):
+        condition, target = pairs.linear_pair(k)
+        added = condition.data[0] - target.data[0]
+        yy, xx = np.indices(added.shape)
+        x0, y0 = (added * xx).sum() / added.sum(), (added * yy).sum() / added.sum()
+        near = np.hypot(xx - x0, yy - y0) < 8
+        return np.sqrt((added * ((xx - x0) ** 2 + (yy - y0) ** 2))[near].sum()
+                       / added[near].sum())
+
+    narrow = make_psfgan_pairs(images, field.files.psfield, catalog=catalog, size=48,
+                               contrasts=[50.0], psf_scale=1.0, progress=False)
+    index = int(np.flatnonzero(manifest["contrast"] == 4.0)[0])
+    assert width(pairs, index) / width(narrow, 0) == pytest.approx(1.5, rel=0.15)
+    with pytest.raises(InvalidParameterError):
+        make_psfgan_pairs(images, field.files.psfield, catalog=catalog, psf_scale=(1.5, 0.5),
+                          progress=False)
 
 
 def test_galaxygan_pairs_from_a_distribution(training_field):

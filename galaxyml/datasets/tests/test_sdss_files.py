@@ -3,9 +3,9 @@ import shutil
 
 import pytest
 
-from galaxyml.datasets import conf, sdss_field_files, sdss_file_urls
+from galaxyml.datasets import conf, local_field_files, sdss_field_files, sdss_file_urls
 from galaxyml.datasets.sdss import DATA_DIR_VARIABLE
-from galaxyml.exceptions import SDSSDataNotFoundError, UnknownBandError
+from galaxyml.exceptions import InvalidParameterError, SDSSDataNotFoundError, UnknownBandError
 
 
 def touch(path):
@@ -33,6 +33,14 @@ def test_found_in_data_dirs(local_field):
     assert files.psfield.name == "psField-002583-2-0136.fits"
     assert files.fpm["g"].name == "fpM-002583-g2-0136.fits"
     assert (files.run, files.camcol, files.field, files.rerun) == (2583, 2, 136, 301)
+
+
+def test_local_field_files_by_name(local_field):
+    """A field named as scripts and model cards name it, from its own directory."""
+    files = local_field_files("2583-2-136", "r", local_field / "2583-2-136")
+    assert files.frames["r"].name == "frame-r-002583-2-0136.fits.bz2"
+    with pytest.raises(InvalidParameterError, match="RUN-CAMCOL-FIELD"):
+        local_field_files("2583/2/136", "r", local_field)
 
 
 def test_found_through_environment_and_config(local_field, monkeypatch):

@@ -9,7 +9,6 @@ from astropy import units as u
 from galaxyml.datasets import make_galaxygan_pairs
 from galaxyml.exceptions import BandMismatchError, ImageTooSmallError, ModelTypeError
 from galaxyml.distribute import MajorityVote, MeanAggregator
-from galaxyml.distribute.tests.helpers import mirrored
 from galaxyml.gan import NETWORK_CONFIGS, GalaxyGAN, patchgan_discriminator, unet_generator
 from galaxyml.io import MultiBandCutout
 
@@ -72,13 +71,6 @@ def test_resumed_run_reaches_the_same_weights(pairs, tmp_path):
         assert np.array_equal(a, b)
     log = (tmp_path / "killed" / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch") and len(log) == 3
-
-
-@pytest.fixture(scope="module")
-def strategy():
-    """One MirroredStrategy for the module: TF keys collectives per strategy object, so
-    several that run collectives in one process clash."""
-    return mirrored(2, collective=True)
 
 
 def test_training_under_mirrored_strategy(pairs, strategy):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from astropy import units as u
 
-from galaxyml.exceptions import EvenKernelSizeError, InvalidPSFError, PositionOffImageError
+from galaxyml.exceptions import (EvenKernelSizeError, InvalidParameterError, InvalidPSFError,
+                                 PositionOffImageError)
 from galaxyml.psf import GaussianPSF, MoffatPSF, SampledPSF, measure_fwhm
 
 
@@ -82,3 +83,25 @@ def test_measure_fwhm_positions():
     assert np.allclose(fwhm.value, 3.2, rtol=0.01)
     with pytest.raises(PositionOffImageError):
         measure_fwhm(image, [(100.0, 10.0)])
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.75, 1.25, 1.5])
+def test_scaled_psfs_are_wider_or_narrower(factor):
+    gaussian = GaussianPSF(2.7)
+    assert gaussian.scaled(factor).fwhm_pixels == pytest.approx(2.7 * factor)
+    assert MoffatPSF(3.0).scaled(factor).fwhm_pixels == pytest.approx(3.0 * factor)
+    sampled = SampledPSF(gaussian.render(41), meta={"source": "test"})
+    scaled = sampled.scaled(factor)
+    assert scaled.array.sum() == pytest.approx(1.0)
+    assert scaled.array.shape[0] % 2 == 1 and scaled.array.shape[0] >= 41
+    assert scaled.meta["scaled_by"] == factor
+    # The pixelated profile's width scales by the factor, to a few per cent.
+    assert (measure_fwhm(scaled) / measure_fwhm(sampled)).value == pytest.approx(factor, rel=0.04)
+    assert np.allclose(centroid(scaled.render()), 0.0, atol=1e-6)
+
+
+def test_scale_factor_must_be_positive():
+    with pytest.raises(InvalidParameterError):
+        GaussianPSF(2.0).scaled(0.0)
+    with pytest.raises(InvalidParameterError):
+        SampledPSF(GaussianPSF(2.0).render(11)).scaled(np.nan)

@@ -1,0 +1,6 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Galaxy morphology: point source + host decompositions and the parametric fit."""
+
+from .decomposition import *  # noqa: F401, F403
+from .parametric import *  # noqa: F401, F403
+from .evaluation import *  # noqa: F401, F403
