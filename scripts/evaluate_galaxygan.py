@@ -15,7 +15,6 @@ and SSIM against the grid, and a gallery of examples.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -84,17 +83,13 @@ def update_card(model_path, summary, command):
     """Write the evaluation's per-cell means into the model card beside ``model_path``."""
     if model_path is None:
         raise InvalidParameterError("--update-card needs --model (the shipped model is read-only)")
-    card_path = Path(model_path).with_suffix(".json")
-    card = json.loads(card_path.read_text())
     names = [c for c in summary.colnames if c.startswith(("psnr_", "ssim_", "gan_"))]
-    card["metrics"] = {
+    GalaxyGAN.update_card(model_path, metrics={
         "evaluation": "held-out galaxies (RA above the median) of the training field",
         "command": command, "n_test_galaxies": summary.meta["n_test_galaxies"],
         "cells": [{"fwhm_arcsec": float(row["fwhm"].value), "sigma": float(row["sigma"]),
                    **{name: (bool(row[name]) if name == "gan_wins" else float(row[name]))
-                      for name in names}} for row in summary]}
-    with atomic_output(card_path, overwrite=True) as temporary:
-        temporary.write_text(json.dumps(card, indent=2) + "\n")
+                      for name in names}} for row in summary]})
 
 
 def main(argv=None):

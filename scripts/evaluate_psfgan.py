@@ -202,16 +202,12 @@ def write_table(table, path, overwrite):
 def update_card(model_path, summary, mismatch, verdict, command):
     if model_path is None:
         raise InvalidParameterError("--update-card needs --model (the shipped model is read-only)")
-    card_path = Path(model_path).with_suffix(".json")
-    card = json.loads(card_path.read_text())
-    card["metrics"] = {
+    PSFGAN.update_card(model_path, metrics={
         "evaluation": "held-out galaxies (RA above the median) of the training field",
         "command": command, "n_test_galaxies": summary.meta["n_test_galaxies"],
         "by_contrast": _records(summary),
         "psf_mismatch": None if mismatch is None else _records(mismatch),
-        "targets": verdict}
-    with atomic_output(card_path, overwrite=True) as temporary:
-        temporary.write_text(json.dumps(card, indent=2) + "\n")
+        "targets": verdict})
 
 
 def _records(table):

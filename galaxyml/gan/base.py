@@ -221,8 +221,8 @@ class ImageToImageModel:
         return path
 
     @classmethod
-    def load(cls, path):
-        """A model written by `save`.
+    def read_card(cls, path):
+        """The model card beside the model file ``path``, checked to be of this type.
 
         Raises
         ------
@@ -238,6 +238,26 @@ class ImageToImageModel:
         if card.get("model_type") != cls.model_type:
             raise ModelTypeError(f"{path} is a {card.get('model_type')!r} model, not a "
                                  f"{cls.model_type}")
+        return card
+
+    @classmethod
+    def update_card(cls, path, **entries):
+        """Set entries of the model card beside ``path`` (for example ``metrics``), atomically."""
+        card = cls.read_card(path)
+        card.update(entries)
+        with atomic_output(Path(path).with_suffix(".json"), overwrite=True) as temporary:
+            temporary.write_text(json.dumps(card, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path):
+        """A model written by `save`.
+
+        Raises
+        ------
+        ModelTypeError
+            If the model card is missing or names another model type.
+        """
+        card = cls.read_card(path)
         stretch = None if card["stretch"] is None else stretch_from_dict(card["stretch"])
         model = cls(config=card["config"], bands=card["bands"], stretch=stretch,
                     seed=card["seed"],
