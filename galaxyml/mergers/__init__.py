@@ -5,3 +5,4 @@ from .backbones import *  # noqa: F401, F403
 from .images import *  # noqa: F401, F403
 from .classifier import *  # noqa: F401, F403
 from .natural import *  # noqa: F401, F403
+from .evaluation import *  # noqa: F401, F403
