@@ -1,6 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Convolutional backbones of the merger classifier and where their weights come from."""
 
+import warnings
 from pathlib import Path
 
 import keras
@@ -120,12 +121,19 @@ def build_backbone(name, input_size, weights=None, seed=0):
                 raise
             raise MissingFileError(
                 f"cannot download the ImageNet weights of {name} ({exc}); put the file Keras "
-                f"asks for in {Path(keras.config.keras_home()) / 'models'} (its cache) or pass "
+                f"asks for in {_keras_cache() / 'models'} (its cache) or pass "
                 "weights=<path>") from exc
     backbone = builder(input_shape, None, seed)
     if weights is not None:
         _load_weights(backbone, weights)
     return backbone
+
+
+def _keras_cache():
+    """Keras's cache directory: $KERAS_HOME, else ~/.keras."""
+    import os
+
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
 
 
 def _natural_weights_path():
@@ -143,7 +151,10 @@ def _load_weights(backbone, path):
     if not path.is_file():
         raise MissingFileError(f"{path}: no such weights file")
     try:
-        backbone.load_weights(path)
-    except (ValueError, KeyError) as exc:
+        with warnings.catch_warnings():
+            # Keras warns, then loads what it can, when layers do not match: refuse.
+            warnings.simplefilter("error", UserWarning)
+            backbone.load_weights(path)
+    except (ValueError, KeyError, UserWarning) as exc:
         raise WeightsError(f"{path}: the weights do not fit the {backbone.name} backbone "
-                           f"({exc})") from exc
+                           f"({str(exc)[:300]})") from exc
