@@ -97,8 +97,8 @@ def make_merger_samples(field_images, catalog=None, bands="gri", size=64, n_per_
         mergers = [_merger_row(rng, members, reference.shape, size, separation, flux_ratio,
                                shear, tail_fraction) for _ in range(n)]
         rows += [dict(row, split=side) for row in mergers]
-        rows += [dict(_isolated_row(rng, members, reference.shape, size, shear, row["total"]),
-                      split=side) for row in mergers]
+        rows += [dict(_isolated_row(rng, members, reference.shape, size, shear, row["total"],
+                                    row["a"]), split=side) for row in mergers]
     names = list(rows[0])
     manifest = seeded_manifest([tuple(row[name] for name in names) for row in rows], names,
                                seed)
@@ -159,20 +159,25 @@ def _merger_row(rng, members, shape, size, separation, flux_ratio, shear, tail_f
     raise TooFewSourcesError("no pair of galaxies fits the flux ratio and stamp limits")
 
 
-def _isolated_row(rng, members, shape, size, shear, total):
-    """An isolated galaxy and a window of random sky, weighted to the total flux ``total``."""
+def _isolated_row(rng, members, shape, size, shear, total, a):
+    """An isolated galaxy and a window of random sky, with a merger's weights ``a`` and
+    sqrt(1 - a**2) (the interpolation of the shear smooths the second window's noise, so
+    the weights must follow the same distribution in both classes) and its total flux."""
     fluxes = np.asarray(members["flux"].value, float)
-    # Galaxies that reach the merger's total flux with a weight a in [0.6, 1].
-    candidates = np.flatnonzero((fluxes >= total) & (fluxes <= total / 0.6))
+    wanted = total / a
+    candidates = np.flatnonzero((fluxes >= wanted / 1.25) & (fluxes <= wanted * 1.25))
     if candidates.size == 0:
-        candidates = np.array([np.argmin(np.abs(fluxes - total / 0.8))])
+        candidates = np.array([np.argmin(np.abs(np.log(fluxes / wanted)))])
     for _ in range(1000):
         primary = members[rng.choice(candidates)]
-        a = float(np.clip(total / float(primary["flux"].value), 0.6, 1.0))
-        # Random sky: a window near another galaxy of the same side, offset by up to a stamp.
+        # Random sky: a window beside another galaxy of the same side, which stays just
+        # outside it, so that the window holds that neighbourhood's faint sources (as the
+        # companion's window does) but no second galaxy at its centre.
         anchor = members[rng.integers(len(members))]
-        x2 = float(anchor["x"]) + rng.uniform(-size, size)
-        y2 = float(anchor["y"]) + rng.uniform(-size, size)
+        direction = rng.uniform(0, 2 * np.pi)
+        distance = size / 2 + float(anchor["fwhm"].to_value(u.pix)) * 2
+        x2 = float(anchor["x"]) + distance * np.cos(direction)
+        y2 = float(anchor["y"]) + distance * np.sin(direction)
         x1, y1 = float(primary["x"]), float(primary["y"])
         if _inside(x1, y1, shape, size) and _inside(x2, y2, shape, size):
             return {"is_merger": False, "galaxy_id": int(primary["id"]), "companion_id": -1,
