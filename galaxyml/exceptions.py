@@ -38,6 +38,7 @@ __all__ = [
     "NegativeFluxError",
     "PositionOffImageError",
     "NoStarsError",
+    "MissingDependencyError",
     "InvalidBitWidthError",
     "InvalidSparsityError",
     "ShapeMismatchError",
@@ -200,6 +201,10 @@ class StretchMismatchError(GalaxymlError, ValueError):
 
 class TooFewSourcesError(GalaxymlError, ValueError):
     """Too few sources (galaxies, a host) were found or selected for the operation."""
+
+
+class MissingDependencyError(GalaxymlError, ImportError):
+    """An optional package that the function called needs is not installed."""
 
 
 class DistributeError(GalaxymlError, ValueError):

@@ -5,6 +5,7 @@ import numpy as np
 from astropy.table import QTable
 
 from ..exceptions import InvalidParameterError
+from ..utils._optional import optional_import
 
 __all__ = ["classification_scores", "best_threshold", "score_table"]
 
@@ -64,14 +65,13 @@ def classification_scores(labels, scores, threshold):
         ``precision``, ``recall``, ``base_rate`` (the error of calling
         nothing a merger), ``n``, ``n_mergers``.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
+    metrics = optional_import("sklearn.metrics", "ROC AUC and average precision", "mergers")
     labels, scores = _check(labels, scores)
     finite = np.where(np.isfinite(scores), scores, np.nanmin(scores[np.isfinite(scores)]) - 1)
     predicted = finite >= threshold
     true_positives = np.sum(predicted & labels)
-    return {"auc": float(roc_auc_score(labels, finite)),
-            "average_precision": float(average_precision_score(labels, finite)),
+    return {"auc": float(metrics.roc_auc_score(labels, finite)),
+            "average_precision": float(metrics.average_precision_score(labels, finite)),
             "error": float(np.mean(predicted != labels)),
             "balanced_error": float(1 - 0.5 * (np.mean(predicted[labels])
                                                + np.mean(~predicted[~labels]))),

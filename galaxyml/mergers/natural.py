@@ -15,6 +15,7 @@ No astronomical image is among them.
 import numpy as np
 
 from ..exceptions import InvalidParameterError
+from ..utils._optional import optional_import
 
 __all__ = ["NATURAL_PHOTOGRAPHS", "natural_photographs", "natural_crops"]
 
@@ -29,7 +30,8 @@ NATURAL_PHOTOGRAPHS = ("astronaut", "brick", "camera", "chelsea", "cell", "clock
 def natural_photographs():
     """The photographs of `NATURAL_PHOTOGRAPHS` as (ny, nx, 3) uint8 arrays, by name."""
     from skimage import data
-    from sklearn.datasets import load_sample_image
+    load_sample_image = optional_import("sklearn.datasets", "The natural photographs",
+                                        "mergers").load_sample_image
 
     photographs = {}
     for name in NATURAL_PHOTOGRAPHS:

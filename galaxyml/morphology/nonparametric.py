@@ -15,11 +15,11 @@ from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import QTable
 
-from ..exceptions import GalaxymlError
+from ..utils._optional import optional_import
 from ..sources import source_catalog
 from .decomposition import prepare_image
 
-__all__ = ["MissingDependencyError", "ASYMMETRY_MERGER_THRESHOLD", "MORPHOLOGY_FLAGS",
+__all__ = ["ASYMMETRY_MERGER_THRESHOLD", "MORPHOLOGY_FLAGS",
            "nonparametric_morphology", "cas", "gini_m20"]
 
 #: Asymmetry above which a galaxy counts as a merger (Conselice 2003).
@@ -38,18 +38,8 @@ _CAS = ("concentration", "asymmetry", "smoothness")
 _GINI_M20 = ("gini", "m20", "gini_m20_merger")
 
 
-class MissingDependencyError(GalaxymlError, ImportError):
-    """An optional package needed by the function called is not installed."""
-
-
 def _statmorph():
-    try:
-        import statmorph
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "CAS and Gini-M20 need statmorph: pip install statmorph (or galaxyml[all])"
-        ) from exc
-    return statmorph
+    return optional_import("statmorph", "CAS and Gini-M20", "mergers")
 
 
 def nonparametric_morphology(images, band=None, position=None, psf=None):

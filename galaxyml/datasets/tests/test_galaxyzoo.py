@@ -45,7 +45,7 @@ def galaxyzoo_directory(tmp_path, n=12, mergers=3):
     """A Galaxy Zoo 1-like directory: labels.csv and small JPEGs."""
     from skimage.io import imsave
 
-    (tmp_path / "images").mkdir()
+    (tmp_path / "images").mkdir(parents=True)
     rng = np.random.default_rng(0)
     classes = [5] * mergers + [0] * (n - mergers)
     for k, label in enumerate(classes):

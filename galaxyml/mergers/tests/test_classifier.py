@@ -103,3 +103,15 @@ def test_imagenet_weights_offline_say_where_to_put_the_file(monkeypatch):
                         raising=False)
     with pytest.raises(MissingFileError, match="cache"):
         MergerClassifier("mobilenet", weights="imagenet", input_size=96)
+
+
+def test_transfer_sources_load_their_weights(tmp_path):
+    natural = MergerClassifier("small", weights="natural", input_size=SIZE).backbone_network
+    scratch = MergerClassifier("small", weights=None, input_size=SIZE).backbone_network
+    # The shipped backbone differs from a fresh one; a weights file round-trips exactly.
+    assert not np.allclose(natural.get_weights()[0], scratch.get_weights()[0])
+    path = tmp_path / "backbone.weights.h5"
+    natural.save_weights(path)
+    loaded = MergerClassifier("small", weights=path, input_size=SIZE, seed=5).backbone_network
+    for a, b in zip(natural.get_weights(), loaded.get_weights()):
+        assert np.array_equal(a, b)

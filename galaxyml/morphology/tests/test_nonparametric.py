@@ -26,8 +26,8 @@ def noisy(image, seed=0):
 def test_isolated_disk_is_not_a_merger_and_a_close_pair_is():
     isolated = noisy(disk())
     # Two equal disks overlapping, with a tail: strongly asymmetric about the brighter centre.
-    pair = noisy(disk() + 0.9 * disk(39.5, 36.0, theta=1.6) + 0.3 * disk(46, 44, r_eff=8,
-                                                                     ellip=0.8, theta=0.8))
+    tail = 0.3 * disk(46, 44, r_eff=8, ellip=0.8, theta=0.8)
+    pair = noisy(disk() + 0.9 * disk(39.5, 36.0, theta=1.6) + tail)
     table = nonparametric_morphology(np.stack([isolated, pair]))
     assert len(table) == 2 and set(table["flags"]) == {0}
     assert table["asymmetry"][0] < 0.1 < table["asymmetry"][1]
