@@ -67,6 +67,8 @@ def parser():
                         help="transfer: steps with the backbone frozen")
     parser.add_argument("--steps", type=int, default=300,
                         help="total training steps of every CNN (scratch: all unfrozen)")
+    parser.add_argument("--scratch-learning-rate", type=float, default=1e-3,
+                        help="Adam's rate from scratch (transfer: 1e-3 frozen, 1e-4 unfrozen)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--galaxyzoo-sizes", default="50,300,all",
                         help="training-set sizes of the Galaxy Zoo learning curves")
@@ -163,8 +165,11 @@ def train_cnn(train, weights, args, seed, progress):
     """A small-backbone classifier trained on ``train`` (mergers oversampled to half)."""
     model = MergerClassifier("small", weights=weights, input_size=train.size, seed=seed)
     frozen = args.frozen_steps if weights is not None else 0
+    # Fine-tuning a pretrained network takes a lower rate than training one from scratch.
+    rates = (1e-3, 1e-4) if weights is not None else (1e-3, args.scratch_learning_rate)
     model.fine_tune(balanced(train, "is_merger", seed=seed), frozen_steps=frozen,
                     unfrozen_steps=args.steps - frozen, batch_size=args.batch_size,
+                    learning_rates=rates,
                     checkpoint_every=int(np.gcd.reduce([s for s in (frozen, args.steps - frozen)
                                                         if s])),
                     progress=progress)
