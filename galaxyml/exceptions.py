@@ -39,6 +39,8 @@ __all__ = [
     "PositionOffImageError",
     "NoStarsError",
     "MissingDependencyError",
+    "MissingColumnError",
+    "WeightsError",
     "InvalidBitWidthError",
     "InvalidSparsityError",
     "ShapeMismatchError",
@@ -205,6 +207,17 @@ class TooFewSourcesError(GalaxymlError, ValueError):
 
 class MissingDependencyError(GalaxymlError, ImportError):
     """An optional package that the function called needs is not installed."""
+
+
+class MissingColumnError(GalaxymlError, KeyError):
+    """A catalogue lacks a column that is needed."""
+
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(GalaxymlError, ValueError):
+    """Weights that cannot be loaded into the network they are given for."""
 
 
 class DistributeError(GalaxymlError, ValueError):

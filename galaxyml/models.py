@@ -73,7 +73,7 @@ class SavedModel:
         if path.suffix != ".keras":
             raise InvalidParameterError(f"the model file must end in .keras, not {path.name}")
         with atomic_output(path, overwrite=overwrite) as temporary:
-            self._network.save(temporary)
+            _without_optimizer(self._network).save(temporary)
         with atomic_output(path.with_suffix(".json"), overwrite=overwrite) as temporary:
             temporary.write_text(json.dumps(self.model_card(), indent=2) + "\n")
         return path
@@ -127,3 +127,13 @@ class SavedModel:
                 raise MissingFileError(f"the shipped model {cls.pretrained_file} is missing from "
                                        "this installation")
             return cls.load(local)
+
+
+def _without_optimizer(network):
+    """The network alone: a compiled model would carry its optimizer's slots (twice its
+    weights for Adam) into the file, though resuming training is the checkpoints' job."""
+    if getattr(network, "optimizer", None) is None:
+        return network
+    copy = type(network).from_config(network.get_config())  # not compiled, unlike clone_model
+    copy.set_weights(network.get_weights())
+    return copy

@@ -8,9 +8,9 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
 
-from ..exceptions import GalaxymlError, InvalidParameterError, MissingFileError
+from ..exceptions import InvalidParameterError, MissingColumnError, MissingFileError
 
-__all__ = ["MissingColumnError", "GALAXYZOO1_CLASSES", "read_merger_catalog",
+__all__ = ["GALAXYZOO1_CLASSES", "read_merger_catalog",
            "read_galaxyzoo_images", "read_rgb_image", "stratified_split"]
 
 #: Classes of the Galaxy Zoo 1 subset's ``class`` column.
@@ -25,13 +25,6 @@ _ALIASES = {
     "dec": ("dec", "dej2000", "_de", "decj2000"),
     "p_merger": ("p_mg", "fm", "f_m", "p_merger", "weighted_merger_fraction"),
 }
-
-
-class MissingColumnError(GalaxymlError, KeyError):
-    """A catalogue lacks a column that is needed."""
-
-    def __str__(self):
-        return str(self.args[0]) if self.args else ""
 
 
 def _column(table, name, path):

@@ -6,13 +6,9 @@ from pathlib import Path
 
 import keras
 
-from ..exceptions import GalaxymlError, InvalidParameterError, MissingFileError
+from ..exceptions import InvalidParameterError, MissingFileError, WeightsError
 
-__all__ = ["BACKBONES", "WeightsError", "build_backbone", "small_cnn"]
-
-
-class WeightsError(GalaxymlError, ValueError):
-    """Weights that cannot be loaded into the backbone they are given for."""
+__all__ = ["BACKBONES", "build_backbone", "small_cnn"]
 
 
 def small_cnn(input_shape, filters=(32, 64, 128, 256), seed=0, name="small_cnn"):

@@ -29,10 +29,12 @@ ASYMMETRY_MERGER_THRESHOLD = 0.35
 MORPHOLOGY_FLAGS = {
     1: "no source was detected near the image centre: the measurements are NaN",
     2: "statmorph flagged the measurement as suspect (its flag 1)",
-    4: "statmorph flagged the measurement as bad (its flag >= 2): the values are NaN",
+    4: "statmorph flagged the measurement as bad (its flag 2; often a galaxy that fills "
+       "the stamp): the values are kept but unreliable",
     8: "NaN or masked pixels near the centre were in-painted",
+    16: "statmorph could not measure the galaxy (its flag 4): the values are NaN",
 }
-_FLAG_NO_SOURCE, _FLAG_SUSPECT, _FLAG_BAD, _FLAG_INPAINTED = 1, 2, 4, 8
+_FLAG_NO_SOURCE, _FLAG_SUSPECT, _FLAG_BAD, _FLAG_INPAINTED, _FLAG_FAILED = 1, 2, 4, 8, 16
 
 _CAS = ("concentration", "asymmetry", "smoothness")
 _GINI_M20 = ("gini", "m20", "gini_m20_merger")
@@ -52,7 +54,11 @@ def nonparametric_morphology(images, band=None, position=None, psf=None):
         chooses among several bands), a 2-D array, or a batch (3-D array
         or list).  The uncertainty plane (or the image's robust scatter)
         is statmorph's weight map; NaN and masked pixels are in-painted
-        (and flagged), other sources' segments are masked.
+        (and flagged).  The galaxy's segment is not deblended, so that an
+        overlapping companion belongs to it; separate sources are masked.
+        statmorph needs the galaxy to fit well inside the image (about
+        five Petrosian radii on a side): a galaxy that fills its stamp is
+        flagged (bit 4).
     band : str, optional
         The band to measure in a multi-band cutout.
     position : tuple of float or `~astropy.coordinates.SkyCoord`, optional
@@ -99,8 +105,11 @@ def _measure(statmorph, item, psf):
     row["flags"] = _FLAG_INPAINTED if item.flags & 4 else 0
     image = CCDData(item.data, unit=u.nanomaggy, mask=item.mask,
                     uncertainty=StdDevUncertainty(item.error))
+    # Not deblended: a companion that overlaps the galaxy (a merger) is part of its
+    # segment, as in Lotz et al. (2004); deblending would also cut a large spiral into
+    # pieces and leave statmorph a fragment.
     catalog, segments = source_catalog(image, noise=item.sky_noise, segment_map=True,
-                                       columns=("id", "x", "y"))
+                                       deblend=False, columns=("id", "x", "y"))
     if len(catalog) == 0:
         row["flags"] |= _FLAG_NO_SOURCE
         return row
@@ -117,10 +126,12 @@ def _measure(statmorph, item, psf):
             item.data, (segments == label).astype(int), 1, weightmap=item.error,
             mask=others, psf=psf)  # NaN and masked pixels in-painted (flag 8), not masked
     row["statmorph_flag"] = int(morph.flag)
+    if morph.flag >= 4:
+        row["flags"] |= _FLAG_FAILED
+        return row
     if morph.flag >= 2:
         row["flags"] |= _FLAG_BAD
-        return row
-    if morph.flag == 1:
+    elif morph.flag == 1:
         row["flags"] |= _FLAG_SUSPECT
     for name in _CAS + _GINI_M20 + ("sn_per_pixel",):
         row[name] = float(getattr(morph, name))

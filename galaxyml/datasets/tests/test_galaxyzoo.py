@@ -4,9 +4,9 @@ import pytest
 from astropy.table import Table
 
 from galaxyml.datasets.colour import ColourImages, resize_rgb
-from galaxyml.datasets.galaxyzoo import (MissingColumnError, read_galaxyzoo_images,
+from galaxyml.datasets.galaxyzoo import (read_galaxyzoo_images,
                                          read_merger_catalog, read_rgb_image, stratified_split)
-from galaxyml.exceptions import InvalidParameterError, MissingFileError
+from galaxyml.exceptions import InvalidParameterError, MissingColumnError, MissingFileError
 
 
 def test_galaxy_zoo_release_table(tmp_path):

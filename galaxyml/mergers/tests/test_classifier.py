@@ -5,9 +5,9 @@ import pytest
 from galaxyml.datasets.colour import ColourImages
 from galaxyml.degrade.tests.test_degrade import sky_wcs
 from galaxyml.exceptions import (BandMismatchError, ImageTooSmallError, InvalidParameterError,
-                                 MissingFileError, ModelTypeError)
+                                 MissingFileError, ModelTypeError, WeightsError)
 from galaxyml.io import MultiBandCutout
-from galaxyml.mergers import MergerClassifier, WeightsError, balanced, lupton_rgb
+from galaxyml.mergers import MergerClassifier, balanced, lupton_rgb
 
 SIZE = 32
 
@@ -50,6 +50,8 @@ def test_fine_tune_resumes_exactly_and_predicts(tmp_path):
     # Deterministic inference; files round trip.
     assert np.array_equal(resumed.predict(list(images[:3]))["p_merger"], table["p_merger"])
     path = resumed.save(tmp_path / "merger.keras")
+    # The file holds the network, not Adam's slots (which would triple it).
+    assert path.stat().st_size < 4 * resumed.network.count_params() * 1.2 + 100_000
     loaded = MergerClassifier.load(path)
     assert np.allclose(loaded.predict(list(images[:3]))["p_merger"], table["p_merger"])
     assert loaded.card["training"]["unfrozen_steps"] == 4
@@ -115,3 +117,14 @@ def test_transfer_sources_load_their_weights(tmp_path):
     loaded = MergerClassifier("small", weights=path, input_size=SIZE, seed=5).backbone_network
     for a, b in zip(natural.get_weights(), loaded.get_weights()):
         assert np.array_equal(a, b)
+
+
+def test_shipped_model_has_its_card_and_scores_images():
+    model = MergerClassifier.pretrained()
+    card = model.card
+    assert card["transfer_source"] == "natural" and card["backbone"] == "small"
+    assert card["training"]["command"].startswith("python scripts/evaluate_mergers.py")
+    assert 0.5 < card["metrics"]["auc"] <= 1 and 0 < card["decision_threshold"] < 1
+    images, _ = blobs(n=3)
+    table = model.predict(list(images))
+    assert len(table) == 3 and np.all((table["p_merger"] >= 0) & (table["p_merger"] <= 1))
