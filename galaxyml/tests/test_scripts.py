@@ -121,7 +121,11 @@ def test_evaluate_mergers(training_field, tmp_path):
     assert set(targets) == {"Galaxy Zoo 1", "simulated (real field)"}
     card = json.loads(model.with_suffix(".json").read_text())
     assert card["model_type"] == "MergerClassifier" and "--steps 2" in card["training"]["command"]
-    assert 0 <= card["metrics"]["auc"] <= 1
+    assert 0 <= card["metrics"]["auc"] <= 1 and "balanced" in card["decision_threshold_rule"]
+    card["decision_threshold"] = -1.0
+    model.with_suffix(".json").write_text(json.dumps(card))
+    assert evaluate["main"](arguments + ["--recard-model", str(model)]) == 0
+    assert json.loads(model.with_suffix(".json").read_text())["decision_threshold"] >= 0
     for name in ("roc_galaxy_zoo_1.png", "gallery_simulated__real_field.png",
                  "merger_learning_curves.png"):
         assert (output / name).exists()
