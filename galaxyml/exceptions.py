@@ -38,6 +38,9 @@ __all__ = [
     "NegativeFluxError",
     "PositionOffImageError",
     "NoStarsError",
+    "MissingDependencyError",
+    "MissingColumnError",
+    "WeightsError",
     "InvalidBitWidthError",
     "InvalidSparsityError",
     "ShapeMismatchError",
@@ -200,6 +203,21 @@ class StretchMismatchError(GalaxymlError, ValueError):
 
 class TooFewSourcesError(GalaxymlError, ValueError):
     """Too few sources (galaxies, a host) were found or selected for the operation."""
+
+
+class MissingDependencyError(GalaxymlError, ImportError):
+    """An optional package that the function called needs is not installed."""
+
+
+class MissingColumnError(GalaxymlError, KeyError):
+    """A catalogue lacks a column that is needed."""
+
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(GalaxymlError, ValueError):
+    """Weights that cannot be loaded into the network they are given for."""
 
 
 class DistributeError(GalaxymlError, ValueError):

@@ -7,3 +7,6 @@ from ..sources import *  # noqa: F401, F403
 from .selection import *  # noqa: F401, F403
 from .samples import *  # noqa: F401, F403
 from .pairs import *  # noqa: F401, F403
+from .galaxyzoo import *  # noqa: F401, F403
+from .colour import *  # noqa: F401, F403
+from .mergers import *  # noqa: F401, F403

@@ -12,21 +12,16 @@ if it needs one, its own discriminator).
 """
 
 import contextlib
-import json
-from importlib import resources
-from pathlib import Path
 
 import keras
 import numpy as np
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from .. import __version__
 from ..distribute import fit_resumable
 from ..exceptions import (BandMismatchError, ImageTooSmallError, InvalidParameterError,
-                          MissingFileError, ModelTypeError, NotBuiltError,
-                          StretchMismatchError)
+                          NotBuiltError, StretchMismatchError)
 from ..io.cutout import MultiBandCutout
-from ..io.writing import atomic_output
+from ..models import SavedModel
 from ..stretch import stretch_from_dict
 from ._tiling import batches_by_shape, blend_tiles, cut_tiles, inpaint
 from .conditional_gan import ConditionalGAN
@@ -35,7 +30,7 @@ from .networks import NETWORK_CONFIGS, patchgan_discriminator, unet_generator
 __all__ = ["ImageToImageModel"]
 
 
-class ImageToImageModel:
+class ImageToImageModel(SavedModel):
     """Base class of galaxyml's image-to-image networks (images in and out in nanomaggies).
 
     Subclasses set `model_type` (the card's type name), `pretrained_file`
@@ -60,14 +55,17 @@ class ImageToImageModel:
         Seed of the initial weights, the dropout and the data order.
     """
 
-    #: Name of the model type in the model card.
-    model_type = None
-    #: File name of the shipped model in ``galaxyml/gan/data`` (None: nothing shipped).
-    pretrained_file = None
-    #: Constructor arguments that the model card records and `load` passes back.
+    pretrained_package = "galaxyml.gan"
+    network_attribute = "generator"
+    #: Constructor arguments of the subclass that the model card records besides
+    #: ``config``, ``bands``, ``stretch`` and ``seed``.
     hyperparameters = ()
     #: Adam's learning rate when `train` is given none (the paper's).
     default_learning_rate = 2e-4
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.card_arguments = ("config", "bands", "stretch", "seed") + tuple(cls.hyperparameters)
 
     def __init__(self, config, bands, stretch, seed=0):
         if config not in NETWORK_CONFIGS:
@@ -196,87 +194,18 @@ class ImageToImageModel:
                                        f"{samples.stretch.to_dict()}, the model "
                                        f"{self.stretch.to_dict()}")
 
-    # Model card and files ---------------------------------------------------------------
+    # Model card and files (`~galaxyml.models.SavedModel`) -----------------------------
 
-    def model_card(self):
-        """The JSON model card: type, bands, stretch, configuration, training, metrics."""
-        card = {"model_type": self.model_type, "galaxyml_version": __version__,
-                "config": self.config, "bands": list(self.bands),
-                "stretch": None if self.stretch is None else self.stretch.to_dict(),
-                "seed": self.seed,
-                "parameters": int(self.generator.count_params()),
-                **{name: getattr(self, name) for name in self.hyperparameters}}
-        card.update({key: value for key, value in self.card.items() if key not in card})
-        return card
-
-    def save(self, path, overwrite=False):
-        """Write the generator (``.keras``) and its model card (same name, ``.json``)."""
-        path = Path(path)
-        if path.suffix != ".keras":
-            raise InvalidParameterError(f"the model file must end in .keras, not {path.name}")
-        with atomic_output(path, overwrite=overwrite) as temporary:
-            self.generator.save(temporary)
-        with atomic_output(path.with_suffix(".json"), overwrite=overwrite) as temporary:
-            temporary.write_text(json.dumps(self.model_card(), indent=2) + "\n")
-        return path
+    def _card_value(self, name):
+        if name == "stretch":
+            return None if self.stretch is None else self.stretch.to_dict()
+        return super()._card_value(name)
 
     @classmethod
-    def read_card(cls, path):
-        """The model card beside the model file ``path``, checked to be of this type.
-
-        Raises
-        ------
-        ModelTypeError
-            If the model card is missing or names another model type.
-        """
-        path = Path(path)
-        card_path = path.with_suffix(".json")
-        if not card_path.is_file():
-            raise ModelTypeError(f"{path}: no model card {card_path.name} beside it, so it is "
-                                 f"not a galaxyml {cls.model_type} model")
-        card = json.loads(card_path.read_text())
-        if card.get("model_type") != cls.model_type:
-            raise ModelTypeError(f"{path} is a {card.get('model_type')!r} model, not a "
-                                 f"{cls.model_type}")
-        return card
-
-    @classmethod
-    def update_card(cls, path, **entries):
-        """Set entries of the model card beside ``path`` (for example ``metrics``), atomically."""
-        card = cls.read_card(path)
-        card.update(entries)
-        with atomic_output(Path(path).with_suffix(".json"), overwrite=True) as temporary:
-            temporary.write_text(json.dumps(card, indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path):
-        """A model written by `save`.
-
-        Raises
-        ------
-        ModelTypeError
-            If the model card is missing or names another model type.
-        """
-        card = cls.read_card(path)
-        stretch = None if card["stretch"] is None else stretch_from_dict(card["stretch"])
-        model = cls(config=card["config"], bands=card["bands"], stretch=stretch,
-                    seed=card["seed"],
-                    **{name: card[name] for name in cls.hyperparameters})
-        model.generator = keras.saving.load_model(path, compile=False)
-        model.card = card
-        return model
-
-    @classmethod
-    def pretrained(cls):
-        """The model of this type shipped with galaxyml, with its card."""
-        if cls.pretrained_file is None:
-            raise MissingFileError(f"galaxyml ships no {cls.model_type} model")
-        path = resources.files("galaxyml.gan") / "data" / cls.pretrained_file
-        with resources.as_file(path) as local:
-            if not Path(local).is_file():
-                raise MissingFileError(f"the shipped model {cls.pretrained_file} is missing from "
-                                       "this installation")
-            return cls.load(local)
+    def _argument_from_card(cls, name, value):
+        if name == "stretch":
+            return None if value is None else stretch_from_dict(value)
+        return value
 
     # Inference --------------------------------------------------------------------------
 

@@ -4,3 +4,4 @@
 from .decomposition import *  # noqa: F401, F403
 from .parametric import *  # noqa: F401, F403
 from .evaluation import *  # noqa: F401, F403
+from .nonparametric import *  # noqa: F401, F403

@@ -41,7 +41,7 @@ from ..psf.sdss import SDSSPSFBasis
 from ..sources import source_nearest, total_flux
 from ..utils._images import inpaint, pixel_position
 
-__all__ = ["DECOMPOSITION_FLAGS", "AGNImage", "SourceBox", "prepare_agn_images",
+__all__ = ["DECOMPOSITION_FLAGS", "AGNImage", "SourceBox", "prepare_image", "prepare_agn_images",
            "point_source_photometry", "host_photometry", "decomposition_table",
            "decode_decomposition_flags"]
 
@@ -88,8 +88,11 @@ class AGNImage:
     position; ``flags`` the bits of `DECOMPOSITION_FLAGS` set so far.
     """
 
-    def __init__(self, original, data, error, mask, sky_noise, psf, x, y, flags, band=None):
+    def __init__(self, original, data, error, mask, sky_noise, psf, x, y, flags, band=None,
+                 meta=None, origin=(0, 0)):
         self.original = original
+        self.meta = meta or {}
+        self.origin = origin
         self.data = data
         self.error = error
         self.sky_noise = sky_noise
@@ -181,8 +184,13 @@ def prepare_agn_images(images, psf=None, position=None, band=None, bands=None):
         items, single = [images], True
     psfs = _per_image(psf, len(items), "psf")
     positions = _per_image(position, len(items), "position")
-    return [_prepare_one(item, item_psf, item_position, band, bands)
-            for item, item_psf, item_position in zip(items, psfs, positions)], single
+    prepared = []
+    for item, item_psf, item_position in zip(items, psfs, positions):
+        image = prepare_image(item, item_position, band, bands)
+        image.psf = _resolve_psf(item_psf, image.meta, image.band, image.origin, image.x,
+                                 image.y)
+        prepared.append(image)
+    return prepared, single
 
 
 def _per_image(value, n, name):
@@ -193,7 +201,24 @@ def _per_image(value, n, name):
     return [value] * n
 
 
-def _prepare_one(image, psf, position, band, bands):
+def prepare_image(image, position=None, band=None, bands=None):
+    """One image in nanomaggies with its errors, mask and the position of its central source.
+
+    The part of `prepare_agn_images` that does not need a PSF, shared with
+    the non-parametric morphology (`~galaxyml.morphology.cas`).
+
+    Parameters
+    ----------
+    image : `~astropy.nddata.CCDData`, `~galaxyml.io.MultiBandCutout` or 2-D array
+        In nanomaggies (or a unit convertible to them).
+    position, band, bands
+        As for `prepare_agn_images`.
+
+    Returns
+    -------
+    prepared : `AGNImage`
+        With ``psf`` None.
+    """
     if isinstance(image, MultiBandCutout):
         if band is None:
             if len(image.bands) != 1:
@@ -229,8 +254,8 @@ def _prepare_one(image, psf, position, band, bands):
     x, y, flags = _position(ccd, filled, error, mask, noise, position)
     if mask[_window(data.shape, x, y, 3)].any():
         flags |= FLAG_INPAINTED
-    resolved = _resolve_psf(psf, ccd.meta, band, origin, x, y)
-    return AGNImage(image, filled, error, mask, noise, resolved, x, y, flags, band)
+    return AGNImage(image, filled, error, mask, noise, None, x, y, flags, band, ccd.meta,
+                    origin)
 
 
 def _error_plane(ccd, data, mask, scale):

@@ -4,6 +4,8 @@
 import json
 import runpy
 
+import numpy as np
+import pytest
 from astropy.table import QTable
 
 from galaxyml.conftest import REPO_ROOT
@@ -89,3 +91,45 @@ def test_train_and_evaluate_psfgan(simulated_field, tmp_path):
         assert (output / name).exists()
     card = json.loads(model.with_suffix(".json").read_text())
     assert card["metrics"]["targets"]["speedup_end_to_end"] > 0
+
+
+def test_evaluate_mergers(training_field, tmp_path):
+    from galaxyml.datasets.tests.test_galaxyzoo import galaxyzoo_directory
+
+    pytest.importorskip("statmorph")
+    evaluate = runpy.run_path(str(REPO_ROOT / "scripts" / "evaluate_mergers.py"))
+    galaxyzoo = galaxyzoo_directory(tmp_path / "gz", n=30, mergers=10)
+    files = training_field[0].files
+    output, model = tmp_path / "evaluation", tmp_path / "merger.keras"
+    arguments = ["--galaxyzoo", str(galaxyzoo), "--field-dir", str(files.psfield.parent),
+                 "--field", f"{files.run}-{files.camcol}-{files.field}", "--input-size", "32",
+                 "--steps", "2", "--frozen-steps", "1", "--batch-size", "4",
+                 "--galaxyzoo-sizes", "6,all", "--simulated-sizes", "6,all",
+                 "--simulated-per-class", "8", "--mag-range", "12,22", "--seeds", "0,1",
+                 "--output", str(output), "--quiet"]
+    assert evaluate["main"](arguments + ["--save-model", str(model)]) == 0
+    scores = QTable.read(output / "merger_scores.ecsv")
+    assert set(scores["data"]) == {"Galaxy Zoo 1", "simulated (real field)"}
+    assert {"CNN scratch", "CNN transfer", "CAS (asymmetry)", "Gini-M20 (merger statistic)",
+            "logistic regression (CAS + Gini-M20)"} <= set(scores["method"])
+    curves = QTable.read(output / "merger_learning_curves.ecsv")
+    # 2 data sets x 2 sizes x 2 seeds x 2 methods; the smallest set is half mergers.
+    assert len(curves) == 16
+    assert set(curves["n_train"][curves["data"] == "Galaxy Zoo 1"]) == {6, 18}
+    assert set(curves["n_train_mergers"][curves["n_train"] == 6]) == {3}
+    targets = json.loads((output / "merger_targets.json").read_text())["targets"]
+    assert set(targets) == {"Galaxy Zoo 1", "simulated (real field)"}
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert card["model_type"] == "MergerClassifier" and "--steps 2" in card["training"]["command"]
+    assert 0 <= card["metrics"]["auc"] <= 1 and "balanced" in card["decision_threshold_rule"]
+    card["decision_threshold"] = -1.0
+    model.with_suffix(".json").write_text(json.dumps(card))
+    assert evaluate["main"](arguments + ["--recard-model", str(model)]) == 0
+    assert json.loads(model.with_suffix(".json").read_text())["decision_threshold"] >= 0
+    for name in ("roc_galaxy_zoo_1.png", "gallery_simulated__real_field.png",
+                 "merger_learning_curves.png"):
+        assert (output / name).exists()
+    # A rerun finds every training in the cache and gives the same curves.
+    assert evaluate["main"](arguments) == 0
+    again = QTable.read(output / "merger_learning_curves.ecsv")
+    assert np.array_equal(again["auc"], curves["auc"])
