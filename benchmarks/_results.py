@@ -122,6 +122,20 @@ def field_files(field_dir, bands):
     return None
 
 
+def field_galaxies(field_dir, bands, mag_range):
+    """The real field's files, frames and galaxies (for 64-pixel stamps), or None.
+
+    ``field_dir`` is a case's argument: a directory, or ``"-"`` for the default.
+    """
+    from galaxyml.datasets import galaxy_catalog
+
+    files = field_files(None if field_dir == "-" else Path(field_dir), bands)
+    if files is None:
+        return None
+    frames = files.read(bands)
+    return files, frames, galaxy_catalog(frames, size=64, mag_range=mag_range)
+
+
 def write_results(results, path):
     """Add the machine's description to ``results`` and write them as JSON."""
     results["machine"] = {"python": platform.python_version(), "processor": platform.processor(),

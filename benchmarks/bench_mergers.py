@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import (field_files, field_parser, run_case, run_requested_case,  # noqa: E402
+from _results import (field_galaxies, field_parser, run_case, run_requested_case,  # noqa: E402
                       seconds_per_call, timed, write_results)
 
 #: (backbone, input size) of the inference and fine-tuning cases.
@@ -41,14 +41,12 @@ WARM_STEPS = 3
 
 def stamps(field_dir, n_galaxies):
     """``n_galaxies`` g, r, i `MultiBandCutout` (64 x 64) of the field's galaxies, or None."""
-    from galaxyml.datasets import galaxy_catalog
     from galaxyml.io import multiband_cutout
 
-    files = field_files(None if field_dir == "-" else Path(field_dir), "gri")
-    if files is None:
+    field = field_galaxies(field_dir, "gri", (14.0, 20.0))
+    if field is None:
         return None
-    frames = files.read("gri")
-    catalog = galaxy_catalog(frames, size=64, mag_range=(14.0, 20.0))
+    _, frames, catalog = field
     rows = [catalog[k % len(catalog)] for k in range(int(n_galaxies))]
     return [multiband_cutout(frames, (float(row["x"]), float(row["y"])), 64, mode="strict")
             for row in rows]

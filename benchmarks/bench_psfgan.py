@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import (field_files, field_parser, run_case, run_requested_case,  # noqa: E402
+from _results import (field_galaxies, field_parser, run_case, run_requested_case,  # noqa: E402
                       timed, write_results)
 
 BATCH = 32
@@ -35,13 +35,13 @@ FIT_GALAXIES = 16
 
 def stamps(field_dir, n_galaxies):
     """``n_galaxies`` one-band cutouts with a point source of contrast 3, or None."""
-    from galaxyml.datasets import galaxy_catalog, make_psfgan_pairs
+    from galaxyml.datasets import make_psfgan_pairs
 
-    files = field_files(None if field_dir == "-" else Path(field_dir), "r")
-    if files is None:
+    field = field_galaxies(field_dir, "r", (12.0, 20.0))
+    if field is None:
         return None
-    frames = files.read("r")
-    catalog = galaxy_catalog(frames, size=64, mag_range=(12.0, 20.0))[:n_galaxies]
+    files, frames, catalog = field
+    catalog = catalog[:n_galaxies]
     pairs = make_psfgan_pairs(frames, files.psfield, catalog=catalog, size=64,
                               contrasts=[3.0], test_fraction=0.5, guard=0.0, progress=False)
     return [pairs.linear_pair(k)[0] for k in range(min(n_galaxies, len(pairs)))]

