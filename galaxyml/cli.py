@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "run_demo"]
+__all__ = ["main", "run_demo", "run_batch_command"]
 
 
 def _log(message, start):
@@ -128,7 +128,65 @@ def _parser():
     demo.add_argument("--n-cutouts", type=int, default=6, help="number of galaxies to cut")
     demo.add_argument("--size", type=int, default=64, help="cutout size in pixels")
     demo.add_argument("--overwrite", action="store_true", help="replace earlier demo outputs")
+    _add_batch_parser(commands)
     return parser
+
+
+def _add_batch_parser(commands):
+    batch = commands.add_parser(
+        "batch", help="run tasks over many SDSS fields (serially, in processes or on Dask)",
+        description="Run tasks over many SDSS fields and write per-field products, "
+                    "OUTPUT/manifest.ecsv (one row per field) and OUTPUT/catalog.ecsv (one row "
+                    "per galaxy).  Rerunning the same command resumes: completed fields are "
+                    "skipped.  Exits with status 1 when a field failed or was missing.")
+    batch.add_argument("fields", help="field table (ECSV/CSV with run, camcol, field[, rerun]) "
+                                      "or a directory holding frame-* files")
+    batch.add_argument("--mirror", action="append", default=None, metavar="DIR",
+                       help="local directory of SDSS files (repeatable), searched before a "
+                            "FIELDS directory; missing files are downloaded into the first")
+    batch.add_argument("--tasks", default="catalog,cutouts",
+                       help="comma-separated, from catalog, cutouts, restore, psfgan, "
+                            "morphology, mergers (default: catalog,cutouts)")
+    batch.add_argument("--executor", default="serial", choices=("serial", "processes", "dask"))
+    batch.add_argument("--workers", type=int, default=None,
+                       help="local processes or Dask workers (default: the number of CPUs)")
+    batch.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="address of a running Dask scheduler (default: a local cluster)")
+    batch.add_argument("--output", default="galaxyml-batch", help="output directory")
+    batch.add_argument("--config", default=None, metavar="FILE",
+                       help="TOML or YAML file of task parameters")
+    batch.add_argument("--bands", default=None, help="bands to read and cut (default: gri)")
+    batch.add_argument("--no-download", action="store_true",
+                       help="report fields missing locally instead of downloading them")
+    batch.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def run_batch_command(arguments):
+    """``galaxyml batch``: the exit status is 1 when any field failed or was missing."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # workers inherit it: quieter logs
+    from .batch import run_batch
+
+    output = Path(arguments.output)
+    manifest, catalog = run_batch(
+        arguments.fields, mirror=arguments.mirror, tasks=arguments.tasks,
+        executor=arguments.executor, workers=arguments.workers,
+        scheduler=arguments.scheduler, output=output, config=arguments.config,
+        bands=arguments.bands, download=False if arguments.no_download else None,
+        quiet=arguments.quiet)
+    states = list(manifest["state"])
+    counts = {state: states.count(state) for state in ("done", "failed", "missing", "pending")}
+    print(f"galaxyml batch: {len(states)} fields: {counts['done']} done, {counts['failed']} "
+          f"failed, {counts['missing']} missing; {len(catalog)} galaxies in "
+          f"{output / 'catalog.ecsv'}", flush=True)
+    bad = counts["failed"] + counts["missing"] + counts["pending"]
+    if bad:
+        print(f"galaxyml batch: {bad} of {len(states)} fields were not processed; see "
+              f"{output / 'manifest.ecsv'} and rerun the same command to retry them",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv=None):
@@ -140,6 +198,8 @@ def main(argv=None):
         if arguments.command == "demo":
             run_demo(arguments.output, arguments.seed, arguments.n_cutouts, arguments.size,
                      arguments.overwrite)
+        elif arguments.command == "batch":
+            return run_batch_command(arguments)
     except GalaxymlError as exc:  # a problem with the input, said in one line
         print(f"galaxyml: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

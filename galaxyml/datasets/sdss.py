@@ -2,6 +2,7 @@
 """Finding SDSS imaging files locally, or downloading them from the SDSS archive."""
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from astropy import config as _config
 from astropy.utils.data import download_file
 
 from ..exceptions import InvalidParameterError, SDSSDataNotFoundError
+from ..io.writing import atomic_output
 from ..utils._sdss import SDSS_BANDS, band_index
 
 __all__ = ["conf", "Conf", "SDSSFieldFiles", "sdss_field_files", "local_field_files",
@@ -129,7 +131,7 @@ def _find_local(names, directories):
 
 
 def sdss_field_files(run, camcol, field, bands="ugriz", rerun=301, data_dirs=None,
-                     download=None, show_progress=True):
+                     download=None, show_progress=True, download_dir=None):
     """Find, or download, the frame, psField and fpM files of an SDSS field.
 
     Files are looked for, in this order, in ``data_dirs``, in the
@@ -154,6 +156,11 @@ def sdss_field_files(run, camcol, field, bands="ugriz", rerun=301, data_dirs=Non
         ``allow_download`` configuration item.
     show_progress : bool
         Show a progress bar while downloading.
+    download_dir : path, optional
+        Save downloaded files here, in the archive's directory tree (a
+        local mirror that later calls search when it is among
+        ``data_dirs``), instead of astropy's download cache.  Each file is
+        renamed into place once complete.
 
     Returns
     -------
@@ -185,7 +192,9 @@ def sdss_field_files(run, camcol, field, bands="ugriz", rerun=301, data_dirs=Non
                 f"{DATA_DIR_VARIABLE} or galaxyml.datasets.conf.sdss_data_dirs, or allow "
                 f"downloads from {url}")
         try:
-            return Path(download_file(url, cache=True, show_progress=show_progress))
+            if download_dir is None:
+                return Path(download_file(url, cache=True, show_progress=show_progress))
+            return _download_to_mirror(url, download_dir, show_progress)
         except Exception as exc:  # network, HTTP and cache errors all mean "not available"
             raise SDSSDataNotFoundError(f"{url}: download failed ({exc})") from exc
 
@@ -194,6 +203,15 @@ def sdss_field_files(run, camcol, field, bands="ugriz", rerun=301, data_dirs=Non
                           frames={band: locate("frame", band) for band in ordered},
                           psfield=locate("psField"),
                           fpm={band: locate("fpM", band) for band in ordered})
+
+
+def _download_to_mirror(url, mirror, show_progress):
+    """Download ``url`` into ``mirror`` at its path below the archive's root, atomically."""
+    destination = Path(mirror) / url[len(conf.sdss_base_url.rstrip("/")) + 1:]
+    downloaded = download_file(url, cache=False, show_progress=show_progress)
+    with atomic_output(destination, overwrite=True) as temporary:
+        shutil.move(downloaded, temporary)
+    return destination
 
 
 def local_field_files(field, bands="ugriz", field_dir=None):

@@ -116,6 +116,19 @@ class MultiBandCutout:
         return CCDData(self.data[index], unit=self.unit, wcs=self.wcs.deepcopy(),
                        uncertainty=uncertainty, mask=self.mask[index], meta=meta)
 
+    def select(self, bands):
+        """A cutout holding only ``bands``, in that order (the arrays are copied)."""
+        bands = tuple(bands)
+        missing = [band for band in bands if band not in self.bands]
+        if missing or not bands:
+            raise UnknownBandError(f"bands {missing or bands} are not in this cutout (bands: "
+                                   f"{self.bands})")
+        rows = [self.bands.index(band) for band in bands]
+        meta = dict(self.meta, bands={band: self.meta["bands"].get(band, {}) for band in bands})
+        return MultiBandCutout(self.data[rows], bands, self.wcs.deepcopy(), self.unit,
+                               uncertainty=None if self.uncertainty is None
+                               else self.uncertainty[rows], mask=self.mask[rows], meta=meta)
+
     def to_ccddata(self):
         """A dict of band -> `~astropy.nddata.CCDData`, sharing this cutout's grid."""
         return {band: self[band] for band in self.bands}

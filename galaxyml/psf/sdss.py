@@ -2,6 +2,7 @@
 """The SDSS KL-PSF: the PSF of a frame at any position, from its psField file."""
 
 import numpy as np
+from astropy import units as u
 from astropy.stats import sigma_clipped_stats
 
 from ..exceptions import FITSReadError, UnknownBandError
@@ -10,7 +11,7 @@ from ..utils._fits import open_fits
 from ..utils._sdss import band_index
 from .models import SampledPSF
 
-__all__ = ["SDSSPSFBasis", "sdss_psf"]
+__all__ = ["SDSSPSFBasis", "sdss_psf", "psfield_fwhm"]
 
 _COLUMNS = ("nrow_b", "ncol_b", "c", "RNROW", "RNCOL", "RROWS")
 # Positions enter the coefficient polynomial in units of 1000 pixels.
@@ -113,3 +114,34 @@ def sdss_psf(psfield, band, row, col):
     with `SDSSPSFBasis` and call its ``at`` method.
     """
     return SDSSPSFBasis(psfield, band).at(row, col)
+
+
+def psfield_fwhm(psfield, band):
+    """The PSF's FWHM that SDSS measured for one band of a field (``psf_width`` of its psField).
+
+    Parameters
+    ----------
+    psfield : str or path
+        The field's psField file.
+    band : str
+        One of ``ugriz``.
+
+    Returns
+    -------
+    fwhm : `~astropy.units.Quantity`
+        In arcsec.
+
+    Raises
+    ------
+    FITSReadError
+        The file has no HDU 6 with a ``psf_width`` column (not a psField).
+    """
+    index = band_index(band, "the psField")
+    with open_fits(psfield) as hdul:
+        if len(hdul) < 7 or "psf_width" not in (hdul[6].columns.names or []):
+            raise FITSReadError(f"{psfield}: HDU 6 with the 'psf_width' column is missing; is "
+                                "this a psField file?")
+        width = float(hdul[6].data["psf_width"][0][index])
+    if not width > 0:
+        raise FITSReadError(f"{psfield}: the psf_width of band {band} is {width}, not a FWHM")
+    return width * u.arcsec

@@ -133,3 +133,45 @@ def test_evaluate_mergers(training_field, tmp_path):
     assert evaluate["main"](arguments) == 0
     again = QTable.read(output / "merger_learning_curves.ecsv")
     assert np.array_equal(again["auc"], curves["auc"])
+
+
+def test_simulate_fields_then_batch(tmp_path, capsys):
+    from galaxyml.cli import main as galaxyml_main
+
+    script = runpy.run_path(str(REPO_ROOT / "scripts" / "simulate_fields.py"))
+    fields = tmp_path / "fields"
+    assert script["main"](["--n-fields", "2", "--shape", "128", "160", "--n-galaxies", "8",
+                           "--output", str(fields)]) == 0
+    table = QTable.read(fields / "fields.ecsv")
+    assert list(table["field"]) == [1, 2]
+    assert galaxyml_main(["batch", str(fields / "fields.ecsv"), "--mirror", str(fields),
+                          "--output", str(tmp_path / "run"), "--no-download"]) == 0
+    assert "2 fields: 2 done, 0 failed, 0 missing" in capsys.readouterr().out
+
+
+def test_batch_on_slurm_with_a_local_cluster(simulated_field, tmp_path, monkeypatch):
+    """The script's cluster is faked by a LocalCluster: what it hands to run_batch works."""
+    jobqueue = pytest.importorskip("dask_jobqueue")
+    distributed = pytest.importorskip("distributed")
+    started = {}
+
+    class FakeSLURMCluster(distributed.LocalCluster):
+        def __init__(self, **kwargs):
+            started.update(kwargs)
+            super().__init__(n_workers=0, threads_per_worker=1, processes=True,
+                             dashboard_address=":0")
+
+        def scale(self, jobs=0, **kwargs):
+            started.setdefault("scaled", []).append(jobs)
+            return super().scale(jobs, **kwargs)
+
+    monkeypatch.setattr(jobqueue, "SLURMCluster", FakeSLURMCluster)
+    script = runpy.run_path(str(REPO_ROOT / "scripts" / "batch_on_slurm.py"))
+    files = simulated_field.files
+    assert script["main"]([str(files.psfield.parent), "--jobs", "1", "--memory", "2GB",
+                           "--output", str(tmp_path / "run"), "--tasks", "catalog"]) == 0
+    assert 1 in started.pop("scaled")
+    assert started == {"cores": 1, "processes": 1, "memory": "2GB", "walltime": "02:00:00",
+                       "queue": None}
+    manifest = QTable.read(tmp_path / "run" / "manifest.ecsv")
+    assert list(manifest["state"]) == ["done"]

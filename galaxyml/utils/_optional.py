@@ -7,6 +7,9 @@ from ..exceptions import MissingDependencyError
 
 __all__ = ["optional_import"]
 
+# Import names whose package on PyPI is named otherwise.
+_PACKAGES = {"sklearn": "scikit-learn", "yaml": "pyyaml", "dask_jobqueue": "dask-jobqueue"}
+
 
 def optional_import(module, purpose, extra):
     """Import ``module``, or raise `MissingDependencyError` naming the galaxyml extra.
@@ -23,7 +26,8 @@ def optional_import(module, purpose, extra):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        package = module.split(".")[0].replace("sklearn", "scikit-learn")
+        top = module.split(".")[0]
+        package = _PACKAGES.get(top, top)
         raise MissingDependencyError(
             f"{purpose} need {package}: pip install {package} (or 'galaxyml[{extra}]')"
         ) from exc

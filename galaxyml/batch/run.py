@@ -1,0 +1,312 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""A batch over many fields: what to run, the manifest, the merged catalogue, resuming."""
+
+import json
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.table import QTable, vstack
+
+from ..exceptions import InvalidParameterError
+from ..io.writing import atomic_output
+from .config import batch_config, config_hash
+from .executors import run_fields
+from .fields import read_fields
+from .tasks import TASK_COLUMNS, BatchSettings, check_tasks, field_directory, field_is_done
+
+__all__ = ["run_batch", "BatchProgress", "read_catalog"]
+
+# Seconds between rewrites of the manifest while a batch runs (it is always written at the end).
+_MANIFEST_INTERVAL = 5.0
+
+
+def run_batch(fields, mirror=None, tasks=("catalog", "cutouts"), executor="serial", workers=None,
+              scheduler=None, output="galaxyml-batch", config=None, bands=None, download=None,
+              quiet=False):
+    """Run tasks over many SDSS fields; resume where an earlier run of the same command stopped.
+
+    Each field is found (in ``mirror``, or downloaded), read, its galaxies
+    selected (`~galaxyml.datasets.galaxy_catalog`) and cut
+    (`~galaxyml.io.multiband_cutout`) a chunk at a time, and the tasks run
+    on the cutouts.  Its products go to ``OUTPUT/fields/RUN-CAMCOL-FIELD/``
+    (``galaxies.ecsv``, ``field.json``, and ``stamps/``, ``restored/``,
+    ``hosts/`` FITS files), written in a staging directory and renamed
+    into place complete.  Fields already complete are skipped, so that
+    rerunning a killed or failed run finishes it; the merged catalogue is
+    then the same as that of an uninterrupted run.  A bad field (missing,
+    corrupt, without galaxies) is recorded and never stops the batch.
+
+    Parameters
+    ----------
+    fields : path, table or list
+        A field table (ECSV or CSV with ``run``, ``camcol``, ``field``,
+        optionally ``rerun``) or a directory of frames; see
+        `~galaxyml.batch.read_fields`.
+    mirror : path or list of path, optional
+        Local directories holding the fields' files (flat, per field, or
+        the SDSS archive's tree), searched before the directory of frames
+        given as ``fields`` and the configured SDSS directories.
+    tasks : str or sequence of str
+        From `~galaxyml.batch.TASKS`: ``catalog`` (always run), ``cutouts``,
+        ``restore``, ``psfgan``, ``morphology``, ``mergers``; a
+        comma-separated string or a list.
+    executor : {'serial', 'processes', 'dask'}
+        Where fields run: this process, a pool of local processes, or Dask.
+    workers : int, optional
+        Processes or Dask workers; the number of CPUs by default.
+    scheduler : str, optional
+        A running Dask scheduler's address; a local cluster by default.
+    output : path
+        The run's directory.
+    config : path or dict, optional
+        The tasks' parameters (`~galaxyml.batch.batch_config`).
+    bands : str, optional
+        Bands to read and cut, overriding the configuration's.
+    download : bool, optional
+        Download missing files from the SDSS archive, into the first
+        ``mirror`` directory (in the archive's tree, so that the next run
+        finds them) or, without a mirror, into astropy's download cache;
+        by default ``galaxyml.datasets.conf.allow_download``.
+    quiet : bool
+        No progress display (the final counts are still returned).
+
+    Returns
+    -------
+    manifest : `~astropy.table.QTable`
+        One row per field: ``run``, ``camcol``, ``field``, ``rerun``,
+        ``state`` (``done``, ``failed``, ``missing``), ``message``,
+        ``n_galaxies``, ``seconds``, ``peak_memory`` and ``worker``;
+        also written to ``OUTPUT/manifest.ecsv``.
+    catalog : `~astropy.table.QTable`
+        One row per galaxy of the completed fields, in field order:
+        ``run``, ``camcol``, ``field``, ``rerun``, ``galaxy``, ``ra``,
+        ``dec`` and the tasks' columns (`~galaxyml.batch.TASK_COLUMNS`),
+        with paths of the written stamps relative to ``output``; also
+        written to ``OUTPUT/catalog.ecsv`` (and ``catalog.parquet`` where
+        pyarrow is installed).
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown tasks, executor or parameters, a band the tasks need that
+        is not among the bands, or an output directory holding a run with
+        other tasks or parameters.
+    """
+    from ..datasets.sdss import conf as sdss_conf
+
+    table = read_fields(fields)
+    mirror = [] if mirror is None else [mirror] if isinstance(mirror, (str, Path)) \
+        else list(mirror)
+    if isinstance(fields, (str, Path)) and Path(fields).is_dir():
+        mirror.append(fields)  # a directory of frames is searched too, after the mirrors
+    tasks = check_tasks(tasks)
+    config = batch_config(config, bands=bands)
+    _check_bands(config, tasks)
+    output = Path(output).absolute()
+    _claim_output(output, tasks, config)
+    settings = BatchSettings(output=output, tasks=tasks, config=config,
+                             mirror=tuple(Path(path).resolve() for path in mirror),
+                             download=sdss_conf.allow_download if download is None else download)
+
+    rows = {name: _manifest_row(job) for name, job in zip(table["name"], _jobs(table))}
+    pending = []
+    for job in _jobs(table):
+        if field_is_done(output, job["name"]):
+            record = json.loads((field_directory(output, job["name"]) / "field.json").read_text())
+            rows[job["name"]].update(state="done", n_galaxies=record["n_galaxies"],
+                                     message="done by an earlier run")
+        else:
+            pending.append(job)
+    progress = BatchProgress(len(table), done_before=len(table) - len(pending), quiet=quiet)
+    progress.log(f"{len(table)} fields, {len(table) - len(pending)} already done; tasks "
+                 f"{','.join(tasks)}; executor {executor}; output {output}")
+    _write_manifest(output, rows)
+    written = time.monotonic()
+    for job, result in run_fields(pending, settings, executor, workers, scheduler, progress.log):
+        if result["state"] != "done" and field_is_done(output, job["name"]):
+            # The worker died after its field was complete on disk.
+            record = json.loads((field_directory(output, job["name"]) / "field.json").read_text())
+            result = dict(result, state="done", n_galaxies=record["n_galaxies"], message="")
+        if "traceback" in result:
+            _write_traceback(output, job["name"], result.pop("traceback"))
+        rows[job["name"]].update({key: value for key, value in result.items() if key != "name"})
+        progress.update(job, result)
+        if time.monotonic() - written > _MANIFEST_INTERVAL:  # not O(fields^2) on big batches
+            _write_manifest(output, rows)
+            written = time.monotonic()
+    progress.close()
+    catalog = _merge_catalog(output, table, tasks, config)
+    return _write_manifest(output, rows), catalog
+
+
+def _jobs(table):
+    return [{"run": int(row["run"]), "camcol": int(row["camcol"]), "field": int(row["field"]),
+             "rerun": int(row["rerun"]), "name": str(row["name"])} for row in table]
+
+
+def _manifest_row(job):
+    return {"run": job["run"], "camcol": job["camcol"], "field": job["field"],
+            "rerun": job["rerun"], "state": "pending", "message": "", "n_galaxies": 0,
+            "seconds": np.nan, "peak_memory": np.nan, "models_loaded": 0, "worker": ""}
+
+
+def _check_bands(config, tasks):
+    bands = config["bands"]
+    needed = {"reference_band": config["reference_band"],
+              "catalog.detection_band": config["catalog"]["detection_band"]}
+    if "morphology" in tasks:
+        needed["morphology.band"] = config["morphology"]["band"]
+    if "psfgan" in tasks:
+        needed["psfgan.band"] = config["psfgan"]["band"]
+    for name, band in needed.items():
+        if band not in bands:
+            raise InvalidParameterError(f"{name} is {band!r}, which is not among the batch's "
+                                        f"bands {bands!r}")
+    for task in ("restore", "mergers"):
+        if task in tasks and not config[task]["model"] and not set("gri") <= set(bands):
+            raise InvalidParameterError(f"the shipped {task} model needs the bands g, r, i; "
+                                        f"the batch's bands are {bands!r}")
+
+
+def _claim_output(output, tasks, config):
+    """Record the run's tasks and parameters, or check them against those recorded."""
+    record = {"tasks": list(tasks), "config": config, "config_hash": config_hash(config)}
+    path = output / "run.json"
+    if path.is_file():
+        earlier = json.loads(path.read_text())
+        if earlier.get("tasks") != record["tasks"] or earlier.get("config_hash") != \
+                record["config_hash"]:
+            raise InvalidParameterError(
+                f"{output} holds a run with tasks {earlier.get('tasks')} and other parameters "
+                f"(configuration {earlier.get('config_hash')}, now {record['config_hash']}); "
+                f"resume it with the same command, or choose another output directory")
+    else:
+        with atomic_output(path) as temporary:
+            temporary.write_text(json.dumps(record, indent=1))
+    # Staging directories of fields that a killed run left unfinished.
+    for stale in (output / "fields").glob(".*.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _write_traceback(output, name, text):
+    """The full traceback of a failed field, in ``OUTPUT/logs/NAME.txt``."""
+    with atomic_output(output / "logs" / f"{name}.txt", overwrite=True) as temporary:
+        temporary.write_text(text)
+
+
+def _write_manifest(output, rows):
+    manifest = QTable(rows=list(rows.values()))
+    manifest["seconds"].unit = u.s
+    manifest["peak_memory"].unit = u.MiB
+    manifest.meta["states"] = {"done": "complete, under fields/", "failed": "an error (message)",
+                               "missing": "files neither local nor downloadable",
+                               "pending": "not yet run (the run was interrupted)"}
+    with atomic_output(output / "manifest.ecsv", overwrite=True) as temporary:
+        manifest.write(temporary, format="ascii.ecsv")
+    return manifest
+
+
+def _empty_catalog(tasks):
+    table = QTable()
+    for name in ("run", "camcol", "field", "rerun"):
+        table[name] = np.zeros(0, int)
+    for task in tasks:
+        for name, dtype, unit in TASK_COLUMNS[task]:
+            values = np.zeros(0, dtype=dtype if dtype is not str else "U1")
+            table[name] = values * unit if unit is not None else values
+    return table
+
+
+def _merge_catalog(output, fields, tasks, config):
+    """The catalogue of all completed fields, in field order, written as ECSV (and Parquet)."""
+    parts = [read_catalog(field_directory(output, name) / "galaxies.ecsv")
+             for name in fields["name"] if field_is_done(output, name)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fields' differing meta are not merged
+        catalog = vstack([_empty_catalog(tasks), *parts], metadata_conflicts="silent")
+    catalog.meta = {"tasks": list(tasks), "config": config, "config_hash": config_hash(config),
+                    "fields": [str(name) for name in fields["name"]]}
+    with atomic_output(output / "catalog.ecsv", overwrite=True) as temporary:
+        catalog.write(temporary, format="ascii.ecsv")
+    try:
+        import pyarrow  # noqa: F401  (Parquet is written only where pyarrow is installed)
+    except ImportError:
+        return catalog
+    with atomic_output(output / "catalog.parquet", overwrite=True) as temporary:
+        catalog.write(temporary, format="parquet")
+    return catalog
+
+
+def read_catalog(path):
+    """Read a batch catalogue (``catalog.ecsv`` or a field's ``galaxies.ecsv``) as a QTable."""
+    return QTable.read(path, format="ascii.ecsv")
+
+
+class BatchProgress:
+    """The progress of a batch: a bar on a terminal, one line per field otherwise.
+
+    Parameters
+    ----------
+    total : int
+        Fields in the batch.
+    done_before : int
+        Fields completed by an earlier run.
+    quiet : bool
+        Show nothing.
+    stream : file, optional
+        Where to write; standard error for the bar, standard output for
+        lines.
+    """
+
+    def __init__(self, total, done_before=0, quiet=False, stream=None):
+        self.total, self.quiet = total, quiet
+        self.bar = stream is None and sys.stderr.isatty() and not quiet
+        self.stream = stream or (sys.stderr if self.bar else sys.stdout)
+        self.counts = {"done": done_before, "failed": 0, "missing": 0}
+        self.galaxies, self.finished = 0, 0
+        self.start = time.perf_counter()
+
+    def log(self, message):
+        """One line of information, unless quiet."""
+        if not self.quiet:
+            print(("\r" if self.bar else "") + message, file=self.stream, flush=True)
+
+    def update(self, job, result):
+        """Count one finished field and show it."""
+        self.counts[result["state"]] = self.counts.get(result["state"], 0) + 1
+        self.galaxies += result.get("n_galaxies", 0)
+        self.finished += 1
+        if self.quiet:
+            return
+        if self.bar:
+            print("\r" + self.status(), end="", file=self.stream, flush=True)
+        else:
+            seconds = result.get("seconds", float("nan"))
+            detail = f"{result['n_galaxies']} galaxies" if result["state"] == "done" \
+                else result["message"]
+            print(f"[{sum(self.counts.values()):>{len(str(self.total))}}/{self.total}] "
+                  f"{job['name']} {result['state']} in {seconds:.1f} s: {detail}",
+                  file=self.stream, flush=True)
+
+    def status(self):
+        """``[####    ] 12/17 fields (1 failed, 0 missing), 340 galaxies, 3.2 fields/min, ETA``."""
+        handled = sum(self.counts.values())
+        width = 20
+        filled = int(width * handled / max(self.total, 1))
+        elapsed = time.perf_counter() - self.start
+        rate = 60 * self.finished / elapsed if elapsed > 0 else 0.0
+        remaining = self.total - handled
+        eta = f"{remaining / rate:.1f} min" if rate > 0 else "?"
+        return (f"[{'#' * filled}{' ' * (width - filled)}] {handled}/{self.total} fields "
+                f"({self.counts['failed']} failed, {self.counts['missing']} missing), "
+                f"{self.galaxies} galaxies, {rate:.1f} fields/min, ETA {eta}")
+
+    def close(self):
+        """End the bar's line."""
+        if self.bar:
+            print(file=self.stream, flush=True)
