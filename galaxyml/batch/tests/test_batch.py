@@ -362,3 +362,17 @@ def test_run_record(mirror, reference, tmp_path):
     assert field["n_galaxies"] == reference[0]["n_galaxies"][0]
     assert all(Path(path).is_absolute() for path in field["inputs"])
     assert isinstance(field["warnings"], dict)
+
+
+def test_distributed_and_tensorflow_are_imported_only_when_needed(mirror, tmp_path):
+    # (dask itself comes with reproject, a core dependency; distributed is the extra.)
+    code = (
+        "import sys\n"
+        "from galaxyml.batch import run_batch\n"
+        f"run_batch({SIMULATED[:1]!r}, mirror={str(mirror)!r}, tasks='catalog,morphology',\n"
+        f"          output={str(tmp_path)!r}, config={CONFIG!r}, download=False, quiet=True)\n"
+        "print(sorted(name for name in ('distributed', 'dask_jobqueue', 'tensorflow')\n"
+        "             if name in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
