@@ -117,9 +117,8 @@ def run_batch(fields, mirror=None, tasks=("catalog", "cutouts"), executor="seria
     pending = []
     for job in _jobs(table):
         if field_is_done(output, job["name"]):
-            record = json.loads((field_directory(output, job["name"]) / "field.json").read_text())
-            rows[job["name"]].update(state="done", n_galaxies=record["n_galaxies"],
-                                     message="done by an earlier run")
+            rows[job["name"]].update(state="done", message="done by an earlier run",
+                                     n_galaxies=_field_record(output, job)["n_galaxies"])
         else:
             pending.append(job)
     progress = BatchProgress(len(table), done_before=len(table) - len(pending), quiet=quiet)
@@ -130,8 +129,8 @@ def run_batch(fields, mirror=None, tasks=("catalog", "cutouts"), executor="seria
     for job, result in run_fields(pending, settings, executor, workers, scheduler, progress.log):
         if result["state"] != "done" and field_is_done(output, job["name"]):
             # The worker died after its field was complete on disk.
-            record = json.loads((field_directory(output, job["name"]) / "field.json").read_text())
-            result = dict(result, state="done", n_galaxies=record["n_galaxies"], message="")
+            result = dict(result, state="done", message="",
+                          n_galaxies=_field_record(output, job)["n_galaxies"])
         if "traceback" in result:
             _write_traceback(output, job["name"], result.pop("traceback"))
         rows[job["name"]].update({key: value for key, value in result.items() if key != "name"})
@@ -142,6 +141,11 @@ def run_batch(fields, mirror=None, tasks=("catalog", "cutouts"), executor="seria
     progress.close()
     catalog = _merge_catalog(output, table, tasks, config)
     return _write_manifest(output, rows), catalog
+
+
+def _field_record(output, job):
+    """The ``field.json`` of a completed field."""
+    return json.loads((field_directory(output, job["name"]) / "field.json").read_text())
 
 
 def _jobs(table):

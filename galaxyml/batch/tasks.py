@@ -25,7 +25,7 @@ from astropy import units as u
 from astropy.table import QTable
 from astropy.wcs import FITSFixedWarning
 
-from ..exceptions import BandMismatchError, InvalidParameterError, SDSSDataNotFoundError
+from ..exceptions import InvalidParameterError, SDSSDataNotFoundError
 from .config import TASKS, add_config_cards
 
 __all__ = ["BatchSettings", "FIELD_STATES", "TASK_COLUMNS", "process_field", "field_directory",
@@ -172,9 +172,6 @@ def _process(job, settings, caught):
     frames = files.read()
     selection = config["catalog"]
     detection = selection["detection_band"]
-    if detection not in frames:
-        raise BandMismatchError(f"the detection band {detection!r} is not among the batch's "
-                                f"bands {config['bands']!r}")
     catalog = galaxy_catalog(
         frames, detection_band=detection, size=config["size"],
         mag_range=tuple(selection["mag_range"]), psf_fwhm=psfield_fwhm(files.psfield, detection),
