@@ -246,6 +246,13 @@ def _merge_catalog(output, fields, tasks, config):
     return catalog
 
 
+def _duration(seconds):
+    """``'42 s'``, ``'3.5 min'`` or ``'2.1 h'``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
 def read_catalog(path):
     """Read a batch catalogue (``catalog.ecsv`` or a field's ``galaxies.ecsv``) as a QTable."""
     return QTable.read(path, format="ascii.ecsv")
@@ -305,7 +312,7 @@ class BatchProgress:
         elapsed = time.perf_counter() - self.start
         rate = 60 * self.finished / elapsed if elapsed > 0 else 0.0
         remaining = self.total - handled
-        eta = f"{remaining / rate:.1f} min" if rate > 0 else "?"
+        eta = _duration(60 * remaining / rate) if rate > 0 else "?"
         return (f"[{'#' * filled}{' ' * (width - filled)}] {handled}/{self.total} fields "
                 f"({self.counts['failed']} failed, {self.counts['missing']} missing), "
                 f"{self.galaxies} galaxies, {rate:.1f} fields/min, ETA {eta}")

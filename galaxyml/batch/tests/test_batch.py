@@ -343,7 +343,11 @@ def test_progress_lines_and_bar():
     assert lines == ["[2/3] 1-2-3 done in 2.0 s: 4 galaxies",
                      "[3/3] 1-2-4 failed in 0.1 s: FITSReadError: truncated"]
     status = progress.status()
-    assert "3/3 fields (1 failed, 0 missing), 4 galaxies" in status and "ETA 0.0 min" in status
+    assert "3/3 fields (1 failed, 0 missing), 4 galaxies" in status and "ETA 0 s" in status
+    progress.finished = 1                      # one of three fields done after...
+    progress.counts.update(done=1, failed=0)
+    progress.start -= 90                       # ... 90 s: two more take 3 min
+    assert progress.status().endswith("0.7 fields/min, ETA 3.0 min")
     quiet = io.StringIO()
     silent = BatchProgress(1, quiet=True, stream=quiet)
     silent.log("hello")
