@@ -90,8 +90,6 @@ def batch_config(config=None, **overrides):
                 default[name] = _checked(f"{key}.{name}", default[name], item)
         else:
             result[key] = _checked(key, default, value)
-    if "".join(result["bands"]) != result["bands"]:
-        result["bands"] = "".join(result["bands"])
     return result
 
 
@@ -132,10 +130,14 @@ def _read(path):
     return content
 
 
+def _canonical_json(config):
+    """The configuration as compact JSON with sorted keys: one text for one configuration."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
 def config_hash(config):
     """A short digest of a configuration: equal digests, equal parameters."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(_canonical_json(config).encode()).hexdigest()[:16]
 
 
 def add_config_cards(header, config, tasks):
@@ -146,7 +148,7 @@ def add_config_cards(header, config, tasks):
     """
     header["GMLTASKS"] = (",".join(tasks), "galaxyml batch tasks")
     header["GMLCFGH"] = (config_hash(config), "galaxyml batch configuration digest")
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    text = _canonical_json(config)
     for start in range(0, len(text), 48):  # 23 + 48 characters fit one HISTORY card
         header.add_history(f"galaxyml batch config: {text[start:start + 48]}")
     return header

@@ -17,7 +17,7 @@ from ..io.writing import atomic_output
 from .config import batch_config, config_hash
 from .executors import run_fields
 from .fields import read_fields
-from .tasks import TASK_COLUMNS, BatchSettings, check_tasks, field_directory, field_is_done
+from .tasks import BatchSettings, _catalog_table, check_tasks, field_directory, field_is_done
 
 __all__ = ["run_batch", "BatchProgress", "read_catalog"]
 
@@ -113,9 +113,10 @@ def run_batch(fields, mirror=None, tasks=("catalog", "cutouts"), executor="seria
                              mirror=tuple(Path(path).resolve() for path in mirror),
                              download=sdss_conf.allow_download if download is None else download)
 
-    rows = {name: _manifest_row(job) for name, job in zip(table["name"], _jobs(table))}
+    jobs = _jobs(table)
+    rows = {job["name"]: _manifest_row(job) for job in jobs}
     pending = []
-    for job in _jobs(table):
+    for job in jobs:
         if field_is_done(output, job["name"]):
             rows[job["name"]].update(state="done", message="done by an earlier run",
                                      n_galaxies=_field_record(output, job)["n_galaxies"])
@@ -215,24 +216,13 @@ def _write_manifest(output, rows):
     return manifest
 
 
-def _empty_catalog(tasks):
-    table = QTable()
-    for name in ("run", "camcol", "field", "rerun"):
-        table[name] = np.zeros(0, int)
-    for task in tasks:
-        for name, dtype, unit in TASK_COLUMNS[task]:
-            values = np.zeros(0, dtype=dtype if dtype is not str else "U1")
-            table[name] = values * unit if unit is not None else values
-    return table
-
-
 def _merge_catalog(output, fields, tasks, config):
     """The catalogue of all completed fields, in field order, written as ECSV (and Parquet)."""
     parts = [read_catalog(field_directory(output, name) / "galaxies.ecsv")
              for name in fields["name"] if field_is_done(output, name)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fields' differing meta are not merged
-        catalog = vstack([_empty_catalog(tasks), *parts], metadata_conflicts="silent")
+        catalog = vstack([_catalog_table(tasks, {}), *parts], metadata_conflicts="silent")
     catalog.meta = {"tasks": list(tasks), "config": config, "config_hash": config_hash(config),
                     "fields": [str(name) for name in fields["name"]]}
     with atomic_output(output / "catalog.ecsv", overwrite=True) as temporary:

@@ -220,12 +220,19 @@ def _run_tasks(job, settings, frames, catalog, writer):
         for task in settings.tasks[1:]:
             for name, values in _TASK_RUNNERS[task](cutouts, rows, settings, writer).items():
                 columns[name].extend(values)
+    return _catalog_table(settings.tasks, columns, job)
+
+
+def _catalog_table(tasks, columns, job=None):
+    """The catalogue's columns for ``tasks``, typed as `TASK_COLUMNS` says, from lists of
+    values (none: an empty catalogue), with the field's identifiers from ``job``."""
+    n_rows = len(columns.get("galaxy", []))
     table = QTable()
-    for name, dtype, unit in _FIELD_COLUMNS:
-        table[name] = np.full(len(catalog), job[name], dtype)
-    for task in settings.tasks:
+    for name, dtype, _ in _FIELD_COLUMNS:
+        table[name] = np.full(n_rows, job[name] if job else 0, dtype)
+    for task in tasks:
         for name, dtype, unit in TASK_COLUMNS[task]:
-            values = np.array(columns[name], dtype=dtype if dtype is not str else "U")
+            values = np.array(columns.get(name, []), dtype="U" if dtype is str else dtype)
             table[name] = values * unit if unit is not None else values
     return table
 

@@ -96,15 +96,8 @@ def sdss_noise_parameters(band, camcol, psfield=None, field_id=None):
     """
     index = band_index(band)
     if psfield is not None:
-        psfield = Path(psfield)
-        with open_fits(psfield) as hdul:
-            if field_id is not None:
-                _check_same_field(field_id, hdul[0].header, psfield)
-            if len(hdul) < 7 or "gain" not in hdul[6].columns.names:
-                raise NoImageHDUError(f"{psfield}: HDU 6 with 'gain' and 'dark_variance' is "
-                                      "missing; is this a psField file?")
-            row = hdul[6].data[0]
-            return float(row["gain"][index]), float(row["dark_variance"][index]), "psField"
+        row = _psfield_row(psfield, ("gain", "dark_variance"), field_id)
+        return float(row["gain"][index]), float(row["dark_variance"][index]), "psField"
     if camcol not in DEFAULT_GAIN:
         raise InvalidParameterError(f"camcol must be 1 to 6, not {camcol!r}")
     warnings.warn(f"no psField given: band {band} of camcol {camcol} uses the typical gain "
@@ -112,6 +105,27 @@ def sdss_noise_parameters(band, camcol, psfield=None, field_id=None):
                   f"{DEFAULT_DARK_VARIANCE[camcol][index]} of the SDSS data model",
                   DefaultNoiseModelWarning)
     return DEFAULT_GAIN[camcol][index], DEFAULT_DARK_VARIANCE[camcol][index], "default"
+
+
+def _psfield_row(psfield, columns, field_id=None):
+    """The per-band parameters of a psField (its HDU 6 row): column -> 5 values, u to z.
+
+    Raises `~galaxyml.exceptions.NoImageHDUError` where HDU 6 or one of
+    ``columns`` is missing, and `~galaxyml.exceptions.MixedFieldsError`
+    where the psField is not of ``field_id`` (run, camcol, field).
+    """
+    psfield = Path(psfield)
+    with open_fits(psfield) as hdul:
+        if field_id is not None:
+            _check_same_field(field_id, hdul[0].header, psfield)
+        table = hdul[6] if len(hdul) >= 7 else None
+        names = getattr(getattr(table, "columns", None), "names", None) or []
+        missing = [column for column in columns if column not in names]
+        if missing:
+            raise NoImageHDUError(f"{psfield}: HDU 6 with the columns {missing} is missing; is "
+                                  "this a psField file?")
+        row = hdul[6].data[0]
+        return {column: np.asarray(row[column]) for column in columns}
 
 
 def read_fpm_mask(path, shape=None, planes=_DEFAULT_MASK_PLANES, field_id=None):

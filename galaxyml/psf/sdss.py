@@ -6,7 +6,7 @@ from astropy import units as u
 from astropy.stats import sigma_clipped_stats
 
 from ..exceptions import FITSReadError, UnknownBandError
-from ..io.sdss import SDSS_PIXEL_SCALE
+from ..io.sdss import SDSS_PIXEL_SCALE, _psfield_row
 from ..utils._fits import open_fits
 from ..utils._sdss import band_index
 from .models import SampledPSF
@@ -133,15 +133,11 @@ def psfield_fwhm(psfield, band):
 
     Raises
     ------
-    FITSReadError
+    NoImageHDUError
         The file has no HDU 6 with a ``psf_width`` column (not a psField).
     """
     index = band_index(band, "the psField")
-    with open_fits(psfield) as hdul:
-        if len(hdul) < 7 or "psf_width" not in (hdul[6].columns.names or []):
-            raise FITSReadError(f"{psfield}: HDU 6 with the 'psf_width' column is missing; is "
-                                "this a psField file?")
-        width = float(hdul[6].data["psf_width"][0][index])
+    width = float(_psfield_row(psfield, ("psf_width",))["psf_width"][index])
     if not width > 0:
         raise FITSReadError(f"{psfield}: the psf_width of band {band} is {width}, not a FWHM")
     return width * u.arcsec
