@@ -97,16 +97,22 @@ def _demo_restoration(frames, galaxies, size, output, seed, overwrite, start, fw
                                            keep="all")
     _log(f"degraded {len(pairs)} galaxies (extra blur {fwhm} arcsec, noise x{sigma}) and "
          "recovered them with the shipped GalaxyGAN and Richardson-Lucy", start)
+    # The uncertainty: the spread of dropout draws, calibrated on training pairs (model card).
+    _, spreads = zip(*model.recover([pairs.linear_pair(k)[0].data for k in range(len(pairs))],
+                                    fwhm=fwhm, samples=8))
     names = ("original", "degraded", "GalaxyGAN", "Richardson-Lucy")
-    figure, axes = plt.subplots(len(images), len(names), figsize=(8, 2.1 * len(images)),
+    figure, axes = plt.subplots(len(images), len(names) + 1, figsize=(10, 2.1 * len(images)),
                                 squeeze=False, layout="constrained")
     for row, (pair_id, estimates) in enumerate(images.items()):
         norm = image_norm(estimates["original"][1])
         for column, name in enumerate(names):
             axes[row, column].imshow(estimates[name][1], origin="lower", cmap="gray_r",
                                      norm=norm)
-            axes[row, column].set_axis_off()
             axes[row, column].set_title(name if row == 0 else "", fontsize=9)
+        axes[row, -1].imshow(spreads[row][1], origin="lower", cmap="magma")
+        axes[row, -1].set_title("GalaxyGAN uncertainty" if row == 0 else "", fontsize=9)
+    for ax in axes.flat:
+        ax.set_axis_off()
     with atomic_output(output / "restoration.ecsv", overwrite=overwrite) as temporary:
         metrics.write(temporary, format="ascii.ecsv")
     comparison = save_figure(figure, output / "restoration.png", overwrite=overwrite)

@@ -51,7 +51,8 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True,
     max_area : int, optional
         Drop segments larger than this many pixels before deblending (a
         globular cluster or a bright star's halo would take minutes to
-        deblend and is no use as a source).
+        deblend and is no use as a source); their pixels are masked in the
+        other sources' photometry.
     segment_map : bool
         Also return the segmentation image.
     columns : sequence of str
@@ -99,7 +100,11 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True,
         warnings.simplefilter("ignore", NoDetectionsWarning)
         segments = detect_sources(smoothed, threshold, n_pixels=npixels, mask=mask)
     if segments is not None and max_area is not None:
-        segments.remove_labels(segments.labels[segments.areas > max_area])
+        large = segments.labels[segments.areas > max_area]
+        # Their pixels are masked, not left as background: the Kron apertures of the
+        # sources around a bright star's halo must not collect its light.
+        mask = mask | np.isin(segments.data, large)
+        segments.remove_labels(large)
     if segments is None or segments.n_labels == 0:
         empty = _empty_catalog(image.unit)
         return (empty, np.zeros(data.shape, int)) if segment_map else empty

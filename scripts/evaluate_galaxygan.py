@@ -1,17 +1,20 @@
 #!/usr/bin/env python
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Evaluate GalaxyGAN against classical deconvolution on held-out galaxies of a field.
+"""Evaluate GalaxyGAN models against classical deconvolution on held-out galaxies of a field.
 
-Rebuilds the pairs the model was trained on (selection, stamp size and seed
-from its model card), tunes the iteration counts of Richardson-Lucy and
-blind deconvolution on the training side (RA below the median), and
-evaluates GalaxyGAN, Richardson-Lucy, Wiener, blind deconvolution and the
-degraded input on the held-out side (RA above the median) in every cell of
-the grid FWHM {1.4, 1.8, 2.2, 2.5} arcsec x sigma {1, 1.2, 2, 5, 10}.
-Writes the per-pair runs and the per-cell summary (ECSV), a figure of PSNR
-and SSIM against the grid, and a gallery of examples.
+Makes the field's GalaxyGAN pairs as the paper did (r < 19 galaxies, 128-pixel
+stamps, every cell of the grid FWHM {1.4, 1.8, 2.2, 2.5} arcsec x sigma
+{1, 1.2, 2, 5, 10}, the paper's stretch for PSNR and SSIM), tunes the
+iteration counts of Richardson-Lucy and blind deconvolution on the training
+side (RA below the median), and evaluates every model given, Richardson-Lucy,
+Wiener, blind deconvolution and the degraded input on the held-out side (RA
+above the median).  Then it calibrates the first model's dropout uncertainty
+on training pairs and measures its coverage on held-out ones.  Writes the
+per-pair runs and the per-cell summary (ECSV), a figure of PSNR and SSIM
+against the grid, and a gallery with the uncertainty map.
 
-    python scripts/evaluate_galaxygan.py --output galaxygan-evaluation
+    python scripts/evaluate_galaxygan.py --model refine.keras --model paper.keras \\
+        --output galaxygan-evaluation
 """
 
 import argparse
@@ -23,49 +26,79 @@ import numpy as np
 
 from galaxyml.datasets import (example_field_dir, galaxy_catalog, local_field_files,
                                make_galaxygan_pairs)
-from galaxyml.exceptions import InvalidParameterError
 from galaxyml.gan import GalaxyGAN
 from galaxyml.io.writing import atomic_output
 from galaxyml.restoration import (evaluate_restoration, plot_restoration_grid,
-                                  summarize_restoration, tune_iterations)
+                                  summarize_restoration, tune_iterations, uncertainty_coverage)
 from galaxyml.visualization import image_norm, save_figure
 
 
 def parser():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=None,
-                        help="a .keras model with its card (default: the shipped model)")
+    parser.add_argument("--model", type=Path, action="append", default=None,
+                        help="a .keras model with its card; repeat to compare several (default: "
+                             "the shipped model)")
     parser.add_argument("--field-dir", type=Path, default=example_field_dir(),
                         help="directory of the field's files (default: galaxyml's example "
                              "field 2583-2-136 where example_field finds it)")
+    parser.add_argument("--field", default="2583-2-136", help="RUN-CAMCOL-FIELD")
+    parser.add_argument("--mag-limit", type=float, default=19.0,
+                        help="faintest r Kron magnitude of the evaluated galaxies (the paper's)")
+    parser.add_argument("--size", type=int, default=128, help="stamp size in pixels")
     parser.add_argument("--max-galaxies", type=int, default=None,
                         help="evaluate at most this many held-out galaxies")
     parser.add_argument("--tune-galaxies", type=int, default=6)
+    parser.add_argument("--samples", type=int, default=10,
+                        help="dropout draws for the uncertainty (0: skip its calibration)")
+    parser.add_argument("--coverage-galaxies", type=int, default=8,
+                        help="galaxies per side for the uncertainty's calibration and coverage")
     parser.add_argument("--output", type=Path, default=Path("galaxygan-evaluation"))
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--update-card", action="store_true",
-                        help="record the per-cell results in the model's card")
+                        help="record the results in the models' cards (and the first model's "
+                             "uncertainty scale)")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
 
-def held_out_pairs(model, field_dir, quiet):
-    """The train and test pairs of the field, made exactly as for training."""
-    training = model.card["training"]
-    frames = local_field_files(training["field"], "".join(model.bands), field_dir).read()
-    catalog = galaxy_catalog(frames, size=training["stamp_size"],
-                             mag_range=tuple(training["mag_range"]))
-    pairs = make_galaxygan_pairs(frames, catalog=catalog, size=training["stamp_size"],
-                                 seed=training["seed"], progress=not quiet)
+def model_name(model):
+    """GalaxyGAN-<mode>, with the network size when it is not the small one."""
+    suffix = "" if model.config == "small" else f"-{model.config}net"
+    return f"GalaxyGAN-{model.mode}{suffix}"
+
+
+def field_pairs(args):
+    """The train and test pairs of the field on the paper's grid, in the paper's stretch."""
+    frames = local_field_files(args.field, "gri", args.field_dir).read()
+    catalog = galaxy_catalog(frames, size=args.size, mag_range=(12.0, args.mag_limit))
+    pairs = make_galaxygan_pairs(frames, catalog=catalog, size=args.size, seed=0,
+                                 progress=not args.quiet)
     return pairs.subset("train"), pairs.subset("test")
 
 
-def gallery(examples, stretch, cells):
-    """Original, degraded, GalaxyGAN and the baselines for a few cells (r band)."""
-    names = ["original", "degraded", "GalaxyGAN", "Richardson-Lucy", "Wiener", "blind"]
-    figure, axes = plt.subplots(len(cells), len(names), figsize=(2.2 * len(names),
-                                                                 2.3 * len(cells)),
+def first_galaxies(pairs, n):
+    """The pairs of the first ``n`` galaxies of the manifest."""
+    keep = list(dict.fromkeys(pairs.manifest["galaxy_id"]))[:n]
+    return pairs.select(np.isin(pairs.manifest["galaxy_id"], keep))
+
+
+def calibrate_uncertainty(model, train, test, args):
+    """Fit the spread's scale on training pairs; the held-out coverage with it."""
+    raw = uncertainty_coverage(model, first_galaxies(train, args.coverage_galaxies), args.samples)
+    scale = model.uncertainty_scale * raw["scale_68"]
+    model.card["uncertainty"] = {"scale": scale}
+    held_out = uncertainty_coverage(model, first_galaxies(test, args.coverage_galaxies),
+                                    args.samples)
+    return {"scale": scale, "samples": args.samples, "training_before_scaling": raw,
+            "held_out": held_out}
+
+
+def gallery(examples, cells, models, uncertainty):
+    """Original, degraded, the models, the baselines and the uncertainty, for a few cells."""
+    names = ["original", "degraded", *models, "Richardson-Lucy", "Wiener", "blind"]
+    columns = len(names) + 1
+    figure, axes = plt.subplots(len(cells), columns, figsize=(2.1 * columns, 2.3 * len(cells)),
                                 squeeze=False, layout="constrained")
     for row, cell in enumerate(cells):
         images = examples[cell]
@@ -73,61 +106,117 @@ def gallery(examples, stretch, cells):
         for column, name in enumerate(names):
             ax = axes[row, column]
             ax.imshow(images[name][1], origin="lower", cmap="gray_r", norm=norm)
-            ax.set_axis_off()
             ax.set_title(f"{name}\nFWHM {cell[0]:g}\", sigma {cell[1]:g}" if column == 0
-                         else name, fontsize=8)
+                         else name, fontsize=7)
+        ax = axes[row, -1]
+        ax.imshow(uncertainty[cell][1], origin="lower", cmap="magma")
+        ax.set_title(f"{models[0]}\nuncertainty (r)", fontsize=7)
+    for ax in axes.flat:
+        ax.set_axis_off()
     return figure
 
 
-def update_card(model_path, summary, command):
-    """Write the evaluation's per-cell means into the model card beside ``model_path``."""
-    if model_path is None:
-        raise InvalidParameterError("--update-card needs --model (the shipped model is read-only)")
-    names = [c for c in summary.colnames if c.startswith(("psnr_", "ssim_", "gan_"))]
-    GalaxyGAN.update_card(model_path, metrics={
-        "evaluation": "held-out galaxies (RA above the median) of the training field",
-        "command": command, "n_test_galaxies": summary.meta["n_test_galaxies"],
-        "cells": [{"fwhm_arcsec": float(row["fwhm"].value), "sigma": float(row["sigma"]),
-                   **{name: (bool(row[name]) if name == "gan_wins" else float(row[name]))
-                      for name in names}} for row in summary]})
+def cell_uncertainty(model, pairs, cells, samples):
+    """The model's uncertainty map of the first pair of each cell."""
+    maps = {}
+    for cell in cells:
+        chosen = np.flatnonzero(np.isclose(pairs.manifest["fwhm"].value, cell[0])
+                                & np.isclose(pairs.manifest["sigma"], cell[1]))
+        degraded, _ = pairs.linear_pair(int(chosen[0]))
+        _, std = model.recover(degraded.data, fwhm=cell[0], samples=samples)
+        maps[cell] = std
+    return maps
+
+
+def card_metrics(summary, model, command):
+    """The evaluation's per-cell means for one model's card."""
+    name = model_name(model)
+    columns = [c for c in summary.colnames if c.startswith(("psnr_", "ssim_", "flux_error_"))]
+    return {"evaluation": "held-out galaxies (RA above the median, r < "
+                          f"{summary.meta['mag_limit']:g}) of the training field, the paper's "
+                          "grid and stretch",
+            "command": command, "name": name, "n_test_galaxies": summary.meta["n_test_galaxies"],
+            "cells_won": int(summary[f"wins_{name}"].sum()),
+            "cells_flux_ok": int(summary[f"flux_ok_{name}"].sum()),
+            "cells": [{"fwhm_arcsec": float(row["fwhm"].value), "sigma": float(row["sigma"]),
+                       **{c: float(row[c]) for c in columns},
+                       "margin_psnr": float(row[f"margin_psnr_{name}"]),
+                       "margin_ssim": float(row[f"margin_ssim_{name}"]),
+                       "wins": bool(row[f"wins_{name}"])} for row in summary]}
+
+
+def print_table(summary, models):
+    """The per-cell table: every method's PSNR, SSIM and flux error, and the margins."""
+    methods = ["degraded", *models, "Richardson-Lucy", "Wiener", "blind"]
+    for metric, form in (("psnr", "{:6.2f}"), ("ssim", "{:6.3f}"), ("flux_error", "{:6.3f}")):
+        print(f"\nmean {metric} per cell")
+        print(f"{'FWHM':>5} {'sigma':>5} " + " ".join(f"{m:>20}" for m in methods))
+        for row in summary:
+            print(f"{row['fwhm'].value:5.1f} {row['sigma']:5.1f} "
+                  + " ".join(f"{form.format(row[f'{metric}_{m}']):>20}" for m in methods))
+    for model in models:
+        print(f"\n{model}: margins over the best baseline (PSNR dB, SSIM)")
+        for row in summary:
+            print(f"{row['fwhm'].value:5.1f} {row['sigma']:5.1f} "
+                  f"{row[f'margin_psnr_{model}']:+6.2f} {row[f'margin_ssim_{model}']:+7.3f} "
+                  f"{'wins' if row[f'wins_{model}'] else 'LOSES'} flux "
+                  f"{'ok' if row[f'flux_ok_{model}'] else 'WORSE than RL'}")
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    model = GalaxyGAN.pretrained() if args.model is None else GalaxyGAN.load(args.model)
-    train, test = held_out_pairs(model, args.field_dir, args.quiet)
+    command = " ".join(["python", "scripts/evaluate_galaxygan.py"]
+                       + (sys.argv[1:] if argv is None else argv))
+    paths = args.model or [None]
+    loaded = [GalaxyGAN.pretrained() if path is None else GalaxyGAN.load(path) for path in paths]
+    models = {model_name(model): model for model in loaded}
+    if len(models) != len(loaded):
+        raise SystemExit("error: two models of the same mode and size; compare them one by one")
+    train, test = field_pairs(args)
     if args.max_galaxies:
-        keep = list(dict.fromkeys(test.manifest["galaxy_id"]))[:args.max_galaxies]
-        test = test.select(np.isin(test.manifest["galaxy_id"], keep))
+        test = first_galaxies(test, args.max_galaxies)
     iterations = tune_iterations(train, n_galaxies=args.tune_galaxies)
-    runs, examples = evaluate_restoration(model, test, iterations, progress=not args.quiet)
+    runs, examples = evaluate_restoration(models, test, iterations, progress=not args.quiet)
     summary = summarize_restoration(runs)
-    summary["iterations_Richardson-Lucy"] = [
-        iterations["Richardson-Lucy"][(f, s)] for f, s in zip(summary["fwhm"].value,
-                                                              summary["sigma"])]
-    summary["iterations_blind"] = [iterations["blind"][(f, s)] for f, s in
-                                   zip(summary["fwhm"].value, summary["sigma"])]
-    summary.meta["n_test_galaxies"] = int(len(np.unique(test.manifest["galaxy_id"])))
-    summary.meta["model"] = str(args.model or "pretrained")
+    for method in ("Richardson-Lucy", "blind"):
+        summary[f"iterations_{method}"] = [iterations[method][(f, s)] for f, s in
+                                           zip(summary["fwhm"].value, summary["sigma"])]
+    summary.meta.update(n_test_galaxies=int(len(np.unique(test.manifest["galaxy_id"]))),
+                        mag_limit=args.mag_limit, models=list(models),
+                        paths=[str(p or "pretrained") for p in paths])
+    first = loaded[0]
+    if args.samples:
+        summary.meta["uncertainty"] = calibrate_uncertainty(first, train, test, args)
     args.output.mkdir(parents=True, exist_ok=True)
     for name, table in (("galaxygan_runs.ecsv", runs), ("galaxygan_summary.ecsv", summary)):
         with atomic_output(args.output / name, overwrite=args.overwrite) as temporary:
             table.write(temporary, format="ascii.ecsv")
     save_figure(plot_restoration_grid(summary), args.output / "galaxygan_grid.png",
                 overwrite=args.overwrite)
-    cells = [(1.4, 1.0), (1.8, 2.0), (2.5, 5.0), (2.5, 10.0)]
-    save_figure(gallery(examples, test.stretch, [c for c in cells if c in examples]),
+    cells = [c for c in [(1.4, 1.0), (1.8, 2.0), (2.5, 5.0), (2.5, 10.0)] if c in examples]
+    uncertainty = cell_uncertainty(first, test, cells, max(args.samples, 2))
+    save_figure(gallery(examples, cells, list(models), uncertainty),
                 args.output / "galaxygan_gallery.png", overwrite=args.overwrite)
-    columns = ["fwhm", "sigma", "psnr_degraded", "psnr_GalaxyGAN", "psnr_Richardson-Lucy",
-               "psnr_Wiener", "psnr_blind", "ssim_GalaxyGAN", "gan_margin_psnr",
-               "gan_margin_ssim", "gan_wins"]
-    summary[columns].pprint(max_lines=-1, max_width=250)
+    print_table(summary, list(models))
     if args.update_card:
-        update_card(args.model, summary, " ".join(["python", "scripts/evaluate_galaxygan.py"]
-                                                  + (sys.argv[1:] if argv is None else argv)))
-    print(f"GalaxyGAN beats the best baseline in PSNR and SSIM in "
-          f"{int(summary['gan_wins'].sum())} of {len(summary)} cells "
-          f"({summary.meta['n_test_galaxies']} held-out galaxies)")
+        for path, model in zip(paths, loaded):
+            if path is None:
+                raise SystemExit("error: --update-card needs --model (the installed shipped "
+                                 "model is read-only)")
+            entries = {"metrics": card_metrics(summary, model, command)}
+            if model is first and args.samples:
+                entries["uncertainty"] = summary.meta["uncertainty"]
+            GalaxyGAN.update_card(path, **entries)
+    for name in models:
+        print(f"{name} beats the best baseline in PSNR and SSIM in "
+              f"{int(summary[f'wins_{name}'].sum())} of {len(summary)} cells; its flux error is "
+              f"no worse than Richardson-Lucy's in {int(summary[f'flux_ok_{name}'].sum())} "
+              f"({summary.meta['n_test_galaxies']} held-out galaxies)")
+    if args.samples:
+        held_out = summary.meta["uncertainty"]["held_out"]
+        print(f"{list(models)[0]} uncertainty ({args.samples} draws, scale "
+              f"{summary.meta['uncertainty']['scale']:.2f}): {held_out['within_1sigma']:.3f} of "
+              f"held-out pixels within 1 sigma, {held_out['within_2sigma']:.3f} within 2 sigma")
     return 0
 
 

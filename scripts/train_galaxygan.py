@@ -5,30 +5,38 @@
 Galaxies are selected with `galaxy_catalog`; the half of the field with RA
 below the median is the training side (the other half is for
 `scripts/evaluate_galaxygan.py`), with a guard strip between them.  Every
-training galaxy is degraded over the paper's 20 cells (FWHM 1.4-2.5 arcsec
-x noise 1-10).  The run checkpoints and resumes: run the same command again
-after a crash.  The model card records the exact command.
+training galaxy (r < 21 by default: all the selection keeps) gets
+``--draws`` pairs, each with a degradation drawn from FWHM 1.2-2.7 arcsec x
+sigma 1-12 (log-uniform), which encloses the paper's grid, and a random
+shift of up to ``--max-shift`` pixels; training adds flips and rotations.
+The stretch clips nothing the training stamps hold (``--stretch data``).
+Pairs are made once and kept in memory.  Training stops after ``--steps``
+or ``--minutes``, at a checkpoint; run the same command again after a
+crash to resume.  The model card records the exact command and the wall
+time.
 
-The shipped model was made with the defaults (4000 steps of 8 pairs, about
-15 minutes on 2 CPU cores); its card records the exact command::
+A refine-mode model on the example field::
 
-    python scripts/train_galaxygan.py --field-dir ../shared/data/sdss/2583-2-136 \\
-        --output galaxyml/gan/data/galaxygan-small.keras
+    python scripts/train_galaxygan.py --mode refine --minutes 38 \\
+        --output galaxygan-refine-small.keras
 
-To train on your own field, point ``--field-dir`` at its frame, psField and
-fpM files (any run, camcol and field).
+(the card records the exact command; the shipped model is still the earlier paper-mode
+one, see its card).  To train on your own field, point
+``--field-dir`` at its frame, psField and fpM files.
 """
 
 import argparse
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from galaxyml.datasets import (example_field_dir, galaxy_catalog, local_field_files,
-                               make_galaxygan_pairs)
-from galaxyml.gan import GalaxyGAN
+from galaxyml.datasets import (degradation_distribution, example_field_dir, galaxy_catalog,
+                               local_field_files, make_galaxygan_pairs)
+from galaxyml.gan import GALAXYGAN_MODES, GalaxyGAN
+from galaxyml.stretch import GalaxyGANStretch
 
 
 def parser():
@@ -38,11 +46,21 @@ def parser():
                         help="directory of the field's files (default: galaxyml's example "
                              "field 2583-2-136 where example_field finds it)")
     parser.add_argument("--field", default="2583-2-136", help="RUN-CAMCOL-FIELD")
+    parser.add_argument("--mode", default="refine", choices=GALAXYGAN_MODES)
     parser.add_argument("--config", default="small", choices=["small", "paper"])
     parser.add_argument("--size", type=int, default=128, help="stamp size in pixels")
-    parser.add_argument("--mag-limit", type=float, default=19.0,
+    parser.add_argument("--mag-limit", type=float, default=21.0,
                         help="faintest r Kron magnitude of the galaxies")
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--draws", type=int, default=8,
+                        help="pairs per galaxy, each with its own degradation and shift")
+    parser.add_argument("--max-shift", type=float, default=4.0,
+                        help="largest random shift of a stamp, in pixels")
+    parser.add_argument("--stretch", default="data", choices=["data", "paper"],
+                        help="'data': clip nothing the training stamps hold; 'paper': the "
+                             "paper's stretch, clipped at 4 nanomaggies")
+    parser.add_argument("--steps", type=int, default=100000)
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop at the first checkpoint after this many minutes")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -54,33 +72,41 @@ def parser():
 
 
 def field_pairs(args):
-    """The field's frames, its GalaxyGAN pairs over the paper's grid, and the catalogue."""
+    """The field's GalaxyGAN pairs (random degradations and shifts) and its catalogue."""
     frames = local_field_files(args.field, "gri", args.field_dir).read()
     catalog = galaxy_catalog(frames, size=args.size, mag_range=(12.0, args.mag_limit))
-    pairs = make_galaxygan_pairs(frames, catalog=catalog, size=args.size, seed=args.seed,
-                                 progress=not args.quiet)
-    return frames, pairs, catalog
+    pairs = make_galaxygan_pairs(frames, catalog=catalog, size=args.size,
+                                 grid=degradation_distribution(), n_per_galaxy=args.draws,
+                                 max_shift=args.max_shift,
+                                 stretch="data" if args.stretch == "data" else GalaxyGANStretch(),
+                                 seed=args.seed, progress=not args.quiet)
+    return pairs, catalog
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
     command = " ".join(["python", "scripts/train_galaxygan.py"]
                        + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
-    _, pairs, catalog = field_pairs(args)
+    start = time.monotonic()
+    pairs, catalog = field_pairs(args)
     train = pairs.subset("train")
     galaxies = np.unique(train.manifest["galaxy_id"])
     print(f"{len(catalog)} galaxies selected ({catalog.meta['selection']}); training on "
-          f"{len(galaxies)} (RA below the median), {len(train)} pairs")
-    model = GalaxyGAN(config=args.config, seed=args.seed)
+          f"{len(galaxies)} (RA below the median), {len(train)} pairs, stretch "
+          f"{train.stretch.to_dict()}")
+    model = GalaxyGAN(config=args.config, stretch=train.stretch, mode=args.mode, seed=args.seed)
     history = model.train(train, steps=args.steps, batch_size=args.batch_size,
                           checkpoint_dir=args.checkpoint_dir,
                           checkpoint_every=args.checkpoint_every,
-                          log_path=args.checkpoint_dir / "log.csv", progress=not args.quiet)
+                          log_path=args.checkpoint_dir / "log.csv", in_memory=True,
+                          time_limit=None if args.minutes is None else args.minutes * 60,
+                          progress=not args.quiet)
     model.card["training"].update(
         command=command, field=args.field, bands="gri", stamp_size=args.size,
         mag_range=[12.0, args.mag_limit], split="RA below the field's median RA (train side)",
-        n_galaxies=int(len(galaxies)),
-        degradations="GalaxyGAN grid: FWHM 1.4, 1.8, 2.2, 2.5 arcsec x sigma 1, 1.2, 2, 5, 10",
+        n_galaxies=int(len(galaxies)), draws_per_galaxy=args.draws, max_shift=args.max_shift,
+        degradations="drawn: FWHM uniform in 1.2-2.7 arcsec, sigma log-uniform in 1-12",
+        wall_time_minutes=round((time.monotonic() - start) / 60, 1),
         final_l1=float(history["l1"][-1]) if history.get("l1") else None)
     model.save(args.output, overwrite=args.overwrite)
     print(f"written: {args.output} and {args.output.with_suffix('.json')}")

@@ -33,7 +33,8 @@ DEFAULT_CONFIG = {
         "max_galaxies": 0,       # the brightest N per field; 0 keeps all
     },
     "cutouts": {},               # galaxyml.io.multiband_cutout, written as FITS
-    "restore": {"model": "", "samples": 0},             # galaxyml.gan.GalaxyGAN.recover
+    # galaxyml.gan.GalaxyGAN.recover; fwhm: arcsec of Gaussian blur undone (refine mode)
+    "restore": {"model": "", "samples": 0, "fwhm": 1.4},
     "psfgan": {"model": "", "band": "r", "write": True},  # galaxyml.gan.PSFGAN
     "morphology": {"band": "r"},                          # galaxyml.morphology
     "mergers": {"model": ""},                             # galaxyml.mergers.MergerClassifier

@@ -278,7 +278,7 @@ def _restore_task(cutouts, rows, settings, writer):
     parameters = settings.config["restore"]
     model = _model("restore", parameters["model"])
     restored = model.recover([cutout.select(model.bands) for cutout in cutouts],
-                             samples=parameters["samples"] or None)
+                             fwhm=parameters["fwhm"], samples=parameters["samples"] or None)
     return {"restored_stamp": [
         writer.stamp(image.to_hdulist(), "restored", row["id"], image.inputs)
         for image, row in zip(restored, rows)]}

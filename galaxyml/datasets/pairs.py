@@ -16,11 +16,13 @@ import warnings
 import numpy as np
 from astropy import units as u
 from astropy.utils.console import ProgressBar
+from scipy.ndimage import fourier_shift
+from scipy.optimize import brentq
 
 from ..degrade.agn import add_point_source, host_galaxy
 from ..degrade.core import GALAXYGAN_FWHM_GRID, GALAXYGAN_SIGMA_GRID, degrade_like_galaxygan
-from ..exceptions import (InvalidParameterError, NoiseTargetWarning, TooFewSourcesError,
-                          UnknownBandError)
+from ..exceptions import (CutoutOffImageError, InvalidParameterError, NoiseTargetWarning,
+                          TooFewSourcesError, UnknownBandError)
 from ..io.cutout import MultiBandCutout, multiband_cutout, read_images
 from ..io.fits import wcs_pixel_scale
 from ..psf.sdss import SDSSPSFBasis
@@ -29,12 +31,73 @@ from .samples import SampleSet, seeded_manifest
 from .selection import galaxy_catalog, split_by_region
 
 __all__ = ["TrainingPairs", "make_galaxygan_pairs", "make_psfgan_pairs", "galaxygan_grid",
-           "cut_galaxy_stamps"]
+           "degradation_distribution", "data_range_stretch", "cut_galaxy_stamps"]
+
+#: Softening (per nanomaggy) of `data_range_stretch`: the GalaxyGAN stretch's, whose
+#: asinh turns over at 4.1 / 10 = 0.41 nanomaggies.
+GALAXYGAN_SOFTENING = 1 / 0.41
 
 
 def galaxygan_grid(fwhms=GALAXYGAN_FWHM_GRID, sigmas=GALAXYGAN_SIGMA_GRID):
     """The (fwhm, sigma) cells of a degradation grid; the paper's 4 x 5 by default."""
     return [(u.Quantity(fwhm, u.arcsec), float(sigma)) for fwhm in fwhms for sigma in sigmas]
+
+
+def degradation_distribution(fwhm_range=(1.2, 2.7), sigma_range=(1.0, 12.0)):
+    """Degradations drawn at random: FWHM uniform and sigma log-uniform between the limits.
+
+    For training: the default limits enclose the paper's grid (FWHM 1.4 to
+    2.5 arcsec, sigma 1 to 10), so a network trained on draws meets every
+    cell of it and the cells between.
+
+    Parameters
+    ----------
+    fwhm_range : tuple of float
+        Limits of the extra blur's FWHM in arcsec.
+    sigma_range : tuple of float
+        Limits of the noise factor (at least 1).
+
+    Returns
+    -------
+    draw : callable
+        ``draw(rng) -> (fwhm, sigma)``, for ``grid=`` of `make_galaxygan_pairs`.
+    """
+    (fwhm_low, fwhm_high), (sigma_low, sigma_high) = fwhm_range, sigma_range
+    if not (0 < fwhm_low <= fwhm_high and 1 <= sigma_low <= sigma_high):
+        raise InvalidParameterError(f"fwhm_range must be positive and sigma_range at least 1, "
+                                    f"both increasing, not {fwhm_range} and {sigma_range}")
+
+    def draw(rng):
+        return (float(rng.uniform(fwhm_low, fwhm_high)) * u.arcsec,
+                float(np.exp(rng.uniform(np.log(sigma_low), np.log(sigma_high)))))
+
+    return draw
+
+
+def data_range_stretch(stamps):
+    """A stretch that clips nothing the training stamps hold, with the paper's faint contrast.
+
+    `~galaxyml.stretch.PSFGANStretch`, asinh(s x) / asinh(s clip_max), with
+    ``clip_max`` 1% above the brightest pixel of ``stamps``, so that bright
+    cores come back (the paper's 4-nanomaggy ceiling cost GalaxyGAN a third
+    of the flux of bright galaxies), and the softening s at which its slope
+    at zero equals the GalaxyGAN stretch's, so that faint structure, which
+    the paper's PSNR and SSIM weigh, keeps its contrast for the network.
+
+    Parameters
+    ----------
+    stamps : iterable of `~galaxyml.io.MultiBandCutout`
+        Stamps in nanomaggies (the training side's).
+    """
+    peak = max(float(np.nanmax(stamp.data * stamp.unit.to(u.nanomaggy))) for stamp in stamps)
+    clip_max = float(f"{peak * 1.01:.3g}")
+    paper = GalaxyGANStretch()
+    step = 1e-6
+    slope = float(np.diff(paper(np.array([0.0, step])))[0]) / step
+    if not slope * clip_max > 1:  # too faint a peak for an asinh to bend
+        return PSFGANStretch(clip_max=clip_max)
+    softening = brentq(lambda s: s / np.arcsinh(s * clip_max) - slope, 1e-6, 1e6)
+    return PSFGANStretch(clip_max=clip_max, softening=float(f"{softening:.4g}"))
 
 
 class TrainingPairs(SampleSet):
@@ -70,8 +133,8 @@ class TrainingPairs(SampleSet):
 
 
 def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid=None,
-                         n_per_galaxy=1, stretch=None, test_fraction=0.5, guard=None, seed=0,
-                         progress=True, **catalog_kwargs):
+                         n_per_galaxy=1, stretch=None, max_shift=0.0, test_fraction=0.5,
+                         guard=None, seed=0, progress=True, **catalog_kwargs):
     """GalaxyGAN pairs (degraded stamp, original stamp) from a field.
 
     Every galaxy of the catalogue is cut in ``bands`` on the grid of the
@@ -100,8 +163,16 @@ def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid
         galaxy with a `numpy.random.Generator`.
     n_per_galaxy : int
         Draws per galaxy from a distribution (ignored for a grid).
-    stretch : `~galaxyml.stretch.ImageStretch`, optional
-        `~galaxyml.stretch.GalaxyGANStretch` by default.
+    stretch : `~galaxyml.stretch.ImageStretch` or 'data', optional
+        `~galaxyml.stretch.GalaxyGANStretch` (the paper's) by default;
+        ``'data'``: `data_range_stretch` of the training side's stamps,
+        which clips none of their pixels.
+    max_shift : float
+        Shift every pair's stamp by a random offset of up to this many
+        pixels in x and y (integer and sub-pixel), drawn per pair: the
+        galaxy is not always centred on a pixel or on the stamp.  Shifts
+        are made in Fourier space on a larger stamp, which keeps white
+        noise white, and the stamp's WCS follows them.
     test_fraction, guard
         The train/test split by right ascension, see
         `~galaxyml.datasets.split_by_region`; ``guard`` defaults to half a
@@ -116,9 +187,14 @@ def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid
     -------
     pairs : `TrainingPairs`
         Manifest columns ``pair_id``, ``galaxy_id``, ``ra``, ``dec``,
-        ``split``, ``fwhm``, ``sigma``, ``seed``.
+        ``split``, ``fwhm``, ``sigma``, ``dx``, ``dy`` (the shift in
+        pixels), ``seed``.
     """
     bands = tuple(bands)
+    if not max_shift >= 0:
+        raise InvalidParameterError(f"max_shift must be at least 0, not {max_shift}")
+    # A margin the Fourier shift's wrap-around stays in, cropped away afterwards.
+    margin = int(np.ceil(max_shift)) + 4 if max_shift else 0
     if grid is None:
         grid = galaxygan_grid()
     draw_rng = np.random.default_rng([seed, 1])
@@ -127,27 +203,32 @@ def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid
         drawn = ([grid(draw_rng) for _ in range(n_per_galaxy)] if callable(grid) else grid)
         return [(u.Quantity(fwhm, u.arcsec), float(sigma)) for fwhm, sigma in drawn]
 
-    stretch = GalaxyGANStretch() if stretch is None else stretch
     images, catalog, split = _prepare(field_images, bands, catalog, size, test_fraction, guard,
                                       catalog_kwargs)
     reference = "r" if "r" in images else bands[0]
-    stamps = cut_galaxy_stamps(images, bands, catalog, size, reference, progress)
+    stamps = cut_galaxy_stamps(images, bands, catalog, size + 2 * margin, reference, progress)
 
     rows = []
     for galaxy, side in zip(catalog, split):
         if int(galaxy["id"]) not in stamps:
             continue
         for fwhm, sigma in cells():
+            dx, dy = draw_rng.uniform(-max_shift, max_shift, 2) if max_shift else (0.0, 0.0)
             rows.append((int(galaxy["id"]), _degrees(galaxy["ra"]), _degrees(galaxy["dec"]),
-                         str(side), fwhm.to_value(u.arcsec), sigma))
-    manifest = seeded_manifest(rows, ["galaxy_id", "ra", "dec", "split", "fwhm", "sigma"], seed,
-                               "pair_id")
+                         str(side), fwhm.to_value(u.arcsec), sigma, float(dx), float(dy)))
+    manifest = seeded_manifest(rows, ["galaxy_id", "ra", "dec", "split", "fwhm", "sigma", "dx",
+                                      "dy"], seed, "pair_id")
     manifest["fwhm"].unit = u.arcsec
+    if isinstance(stretch, str) and stretch == "data":
+        training = manifest["galaxy_id"][manifest["split"] == "train"]
+        ids = np.unique(training if len(training) else manifest["galaxy_id"])
+        stretch = data_range_stretch(stamps[int(k)] for k in ids)
+    stretch = GalaxyGANStretch() if stretch is None else stretch
     manifest.meta.update(kind="galaxygan", bands=list(bands), stretch=stretch.to_dict(),
                          size=size, reference_band=reference)
 
     def make(row):
-        original = stamps[int(row["galaxy_id"])]
+        original = _shifted_crop(stamps[int(row["galaxy_id"])], row["dx"], row["dy"], margin)
         with warnings.catch_warnings():
             # At sigma = 1 the recipe's truncated noise estimate often finds the blurred
             # stamp as noisy as the original: no noise is added, as in the paper's code.
@@ -327,13 +408,34 @@ def cut_galaxy_stamps(images, bands, catalog, size, reference="r", progress=True
     rows = list(catalog)
     stamps = {}
     for galaxy in (ProgressBar(rows) if progress else rows):
-        cutout = multiband_cutout(subset, (float(galaxy["x"]), float(galaxy["y"])), size,
-                                  reference_band=reference, mode="strict")
+        try:
+            cutout = multiband_cutout(subset, (float(galaxy["x"]), float(galaxy["y"])), size,
+                                      reference_band=reference, mode="strict")
+        except CutoutOffImageError:
+            continue
         if tuple(cutout.bands) != bands:
             cutout = _select_bands(cutout, bands)
         if np.all(np.isfinite(cutout.data)):  # else a band's image ends inside the stamp
             stamps[int(galaxy["id"])] = cutout
     return stamps
+
+
+def _shifted_crop(cutout, dx, dy, margin):
+    """``cutout`` shifted by (dx, dy) pixels, its ``margin`` cropped; the WCS follows."""
+    if not margin:
+        return cutout
+    inside = (slice(None), slice(margin, -margin), slice(margin, -margin))
+    shifted = np.stack([np.fft.irfft2(fourier_shift(np.fft.rfft2(plane), (dy, dx),
+                                                    n=plane.shape[1]), s=plane.shape)
+                        for plane in cutout.data])
+    # Uncertainty and mask move by the nearest whole pixel.
+    whole = (slice(None), slice(margin - round(dy), -margin - round(dy) or None),
+             slice(margin - round(dx), -margin - round(dx) or None))
+    wcs = cutout.wcs.deepcopy()
+    wcs.wcs.crpix = wcs.wcs.crpix + np.array([dx, dy]) - margin
+    uncertainty = None if cutout.uncertainty is None else cutout.uncertainty[whole]
+    return MultiBandCutout(shifted[inside], cutout.bands, wcs, cutout.unit,
+                           uncertainty=uncertainty, mask=cutout.mask[whole], meta=cutout.meta)
 
 
 def _select_bands(cutout, bands):

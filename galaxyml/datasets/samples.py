@@ -13,6 +13,7 @@ FITS files with the manifest last, so an interrupted write resumes.
 and `LabelledImages` ((image, label) data, for classifiers) build on it.
 """
 
+import copy
 import functools
 import json
 from pathlib import Path
@@ -84,7 +85,8 @@ def dihedral_transform(images, seed):
     Parameters
     ----------
     images : sequence of `tf.Tensor`
-        (ny, nx, n_bands) images of one shape; square for rotations to keep it.
+        (ny, nx, channels) images of one size (their channels may differ);
+        square for rotations to keep it.
     seed : `tf.Tensor`
         Two int64 values for `tf.random.stateless_uniform`, so that the
         transform is reproducible.
@@ -97,10 +99,12 @@ def dihedral_transform(images, seed):
 
     choice = tf.random.stateless_uniform([], seed=tf.cast(seed, tf.int64), maxval=8,
                                          dtype=tf.int32)
-    stacked = tf.stack(list(images))
-    stacked = tf.cond(choice >= 4, lambda: tf.reverse(stacked, axis=[2]), lambda: stacked)
-    stacked = tf.image.rot90(stacked, k=choice % 4)
-    return tuple(tf.unstack(stacked, num=len(images)))
+
+    def transform(image):
+        image = tf.cond(choice >= 4, lambda: tf.reverse(image, axis=[1]), lambda: image)
+        return tf.image.rot90(image, k=choice % 4)
+
+    return tuple(transform(image) for image in images)
 
 
 @functools.lru_cache(maxsize=8)
@@ -195,6 +199,35 @@ class SampleSet:
     def __iter__(self):
         for index in range(len(self)):
             yield self.sample(index)
+
+    def in_memory(self, workers=2, progress=True):
+        """These samples made once, now, and kept in memory, as the network sees them.
+
+        Worth it when making a sample costs more than the network's step
+        on it (a degradation and a deconvolution per pair, for example) and
+        the set fits in memory: ``len(self)`` times the bytes of `sample`.
+
+        Parameters
+        ----------
+        workers : int
+            Threads that make samples (NumPy's and SciPy's FFTs release
+            the GIL).
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        samples : `SampleSet`
+            Same manifest; `sample` returns the stored arrays.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        indices = range(len(self))
+        with ThreadPoolExecutor(max(1, int(workers))) as pool:
+            made = pool.map(self.sample, indices)
+            arrays = list(ProgressBar(made, len(self)) if progress else made)
+        ids = self.manifest[self.id_column]
+        return _SamplesInMemory(self, dict(zip((int(k) for k in ids), arrays)))
 
     def to_dataset(self, batch_size=None, shuffle=False, augment=False, seed=0):
         """The samples as a `tf.data.Dataset` of network-ready tensors.
@@ -449,3 +482,20 @@ def _readable(path):
             return True
     except FITSReadError:
         return False
+
+
+class _SamplesInMemory(SampleSet):
+    """A `SampleSet` whose network-ready samples were made once (`SampleSet.in_memory`)."""
+
+    def __init__(self, samples, arrays):
+        super().__init__(samples.manifest, samples._make)
+        self.roles, self.id_column = samples.roles, samples.id_column
+        self._arrays = arrays
+
+    def select(self, rows):
+        chosen = copy.copy(self)
+        chosen.manifest = self.manifest[rows]
+        return chosen
+
+    def sample(self, index):
+        return self._arrays[int(self.manifest[self.id_column][index])]

@@ -10,6 +10,7 @@ sample set with it: the GANs (`~galaxyml.gan.ConditionalGAN`), and any
 classifier, plain or wrapped in `AggregatedModel`.
 """
 
+import time
 from pathlib import Path
 
 import keras
@@ -103,7 +104,7 @@ class _Checkpointer(keras.callbacks.Callback):
 
 def fit_resumable(model, samples, steps, batch_size=8, seed=0, checkpoint_dir=None,
                   checkpoint_every=100, validation=None, log_path=None, augment=True,
-                  progress=True):
+                  time_limit=None, progress=True):
     """Train a compiled Keras model for ``steps`` steps, resuming where a run stopped.
 
     Training runs as Keras epochs of ``checkpoint_every`` steps; after each,
@@ -139,6 +140,9 @@ def fit_resumable(model, samples, steps, batch_size=8, seed=0, checkpoint_dir=No
         CSV file of the losses and validation metrics, appended to on resume.
     augment : bool
         Random flips and rotations of the training images.
+    time_limit : float, optional
+        Stop at the first checkpoint after this many seconds (training for
+        a wall-clock budget; run again to go on).
     progress : bool
         Show Keras's progress bar.
 
@@ -164,6 +168,8 @@ def fit_resumable(model, samples, steps, batch_size=8, seed=0, checkpoint_dir=No
     if log_path is not None and not worker:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         callbacks.append(keras.callbacks.CSVLogger(str(log_path), append=start > 0))
+    if time_limit is not None:
+        callbacks.append(_TimeLimit(time_limit))
     if worker is not None:
         return _fit_with_loop(model, samples, start, steps, batch_size, seed, checkpoint_every,
                               validation, callbacks, augment, progress)
@@ -175,6 +181,19 @@ def fit_resumable(model, samples, steps, batch_size=8, seed=0, checkpoint_dir=No
                         validation_data=validation_data, callbacks=callbacks, shuffle=False,
                         verbose=1 if progress else 0)
     return history.history
+
+
+class _TimeLimit(keras.callbacks.Callback):
+    """Stop training at the end of the first epoch (a checkpoint) past a time limit."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = float(seconds)
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.monotonic() - self.start > self.seconds:
+            self.model.stop_training = True
 
 
 def _fit_with_loop(model, samples, start, steps, batch_size, seed, every, validation,
@@ -195,5 +214,7 @@ def _fit_with_loop(model, samples, start, steps, batch_size, seed, every, valida
         callback_list.on_epoch_end(epoch, logs)
         for name, value in logs.items():
             history.setdefault(name, []).append(value)
+        if getattr(model, "stop_training", False):
+            break
     callback_list.on_train_end()
     return history

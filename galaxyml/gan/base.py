@@ -19,7 +19,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 from ..distribute import fit_resumable
 from ..exceptions import (BandMismatchError, ImageTooSmallError, InvalidParameterError,
-                          NotBuiltError, StretchMismatchError)
+                          NotBuiltError, ShapeMismatchError, StretchMismatchError)
 from ..io.cutout import MultiBandCutout
 from ..models import SavedModel
 from ..stretch import stretch_from_dict
@@ -79,6 +79,13 @@ class ImageToImageModel(SavedModel):
         self.generator = self.build_generator()
 
     @property
+    def uncertainty_scale(self):
+        """Factor on the dropout draws' spread that makes it a calibrated 1-sigma
+        uncertainty: the model card's ``uncertainty['scale']``, fitted on training
+        pairs (1 where the card has none)."""
+        return float(self.card.get("uncertainty", {}).get("scale", 1.0))
+
+    @property
     def tile_size(self):
         """Side of the tiles large images are processed in (the training size)."""
         return NETWORK_CONFIGS[self.config]["image_size"]
@@ -135,14 +142,15 @@ class ImageToImageModel(SavedModel):
 
     def train(self, samples, steps, batch_size=8, validation=None, checkpoint_dir=None,
               checkpoint_every=100, strategy=None, aggregator=None, log_path=None,
-              learning_rate=None, beta_1=0.5, progress=True):
+              learning_rate=None, beta_1=0.5, in_memory=False, time_limit=None,
+              progress=True):
         """Train on `~galaxyml.datasets.TrainingPairs` made with this model's bands and stretch.
 
         Parameters
         ----------
         samples, validation : `~galaxyml.datasets.TrainingPairs`
             Training and (optional) validation pairs.
-        steps, batch_size, checkpoint_dir, checkpoint_every, log_path, progress
+        steps, batch_size, checkpoint_dir, checkpoint_every, log_path, time_limit, progress
             See `~galaxyml.distribute.fit_resumable`; a run with the same
             ``checkpoint_dir`` resumes exactly.
         strategy : `tf.distribute.Strategy`, optional
@@ -156,6 +164,10 @@ class ImageToImageModel(SavedModel):
         beta_1 : float
             First-moment decay (Adam's beta_1, Signum's momentum), the
             papers' 0.5 by default.
+        in_memory : bool
+            Make every pair once, before training, and keep them in memory
+            (`~galaxyml.datasets.SampleSet.in_memory`): faster when making
+            a pair costs more than a training step.
 
         Returns
         -------
@@ -165,6 +177,11 @@ class ImageToImageModel(SavedModel):
         if self.stretch is None:
             self.stretch = samples.stretch
         self._check_samples(samples)
+        samples, validation = (None if pairs is None else self.network_samples(pairs)
+                               for pairs in (samples, validation))
+        if in_memory:
+            samples, validation = (None if pairs is None else pairs.in_memory(progress=progress)
+                                   for pairs in (samples, validation))
         keras.utils.set_random_seed(self.seed)
         learning_rate = self.default_learning_rate if learning_rate is None else learning_rate
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -176,14 +193,21 @@ class ImageToImageModel(SavedModel):
             trainer = self.build_trainer(aggregator, learning_rate, beta_1)
         history = fit_resumable(trainer, samples, steps, batch_size=batch_size, seed=self.seed,
                                 checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                                validation=validation, log_path=log_path, progress=progress)
+                                validation=validation, log_path=log_path,
+                                time_limit=time_limit, progress=progress)
         self.card.setdefault("training", {}).update(
-            steps=steps, batch_size=batch_size, learning_rate=_describe(learning_rate),
+            steps=int(trainer.generator_optimizer.iterations.numpy()), batch_size=batch_size,
+            learning_rate=_describe(learning_rate),
             beta_1=beta_1, seed=self.seed, n_pairs=len(samples),
             strategy=type(strategy).__name__ if strategy else "default",
             aggregator=type(trainer.aggregator).__name__,
             **{name: getattr(self, name) for name in self.hyperparameters})
         return history
+
+    def network_samples(self, pairs):
+        """The pairs as the network trains on them (these pairs, unless a subclass adds
+        inputs to the condition)."""
+        return pairs
 
     def _check_samples(self, samples):
         if tuple(samples.bands) != self.bands:
@@ -209,7 +233,7 @@ class ImageToImageModel(SavedModel):
 
     # Inference --------------------------------------------------------------------------
 
-    def transform(self, images, samples=None, batch_size=16, overlap=None):
+    def transform(self, images, samples=None, batch_size=16, overlap=None, **inputs):
         """Apply the generator to images in nanomaggies: stretch, network, inverse stretch.
 
         Parameters
@@ -231,6 +255,10 @@ class ImageToImageModel(SavedModel):
             Overlap of the tiles of images larger than `tile_size`; a
             quarter of a tile by default.  Tiles are blended with tapered
             weights, so no seams show.
+        **inputs
+            What else a subclass's network is told about the images (see
+            its ``_network_input``): one value for all images, or a list
+            with one per image.
 
         Returns
         -------
@@ -240,13 +268,21 @@ class ImageToImageModel(SavedModel):
             come back as arrays, or ``(mean, std)`` with ``samples``.
         """
         if isinstance(images, np.ndarray) and images.ndim == 4:
-            outputs = self.transform(list(images), samples, batch_size, overlap)
+            outputs = self.transform(list(images), samples, batch_size, overlap, **inputs)
             return np.stack(outputs) if not samples else tuple(
                 np.stack(part) for part in zip(*outputs))
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         arrays, masks = zip(*(self._as_array(item) for item in items))
-        outputs = self._transform_arrays(list(arrays), samples, batch_size, overlap)
+        per_image = [{} for _ in items]
+        for name, value in inputs.items():
+            per_item = isinstance(value, (list, tuple)) and not single
+            values = value if per_item else [value] * len(items)
+            if len(values) != len(items):
+                raise ShapeMismatchError(f"{name} has {len(values)} values for {len(items)} images")
+            for context, item_value in zip(per_image, values):
+                context[name] = item_value
+        outputs = self._transform_arrays(list(arrays), samples, batch_size, overlap, per_image)
         results = [self._wrap(item, mean, std, mask)
                    for item, (mean, std), mask in zip(items, outputs, masks)]
         return results[0] if single else results
@@ -281,13 +317,14 @@ class ImageToImageModel(SavedModel):
         mask = mask | ~np.isfinite(data)
         return inpaint(np.asarray(data, float), mask), mask
 
-    def _transform_arrays(self, arrays, samples, batch_size, overlap):
-        """(mean, std or None) in nanomaggies for each (n_bands, ny, nx) array."""
+    def _transform_arrays(self, arrays, samples, batch_size, overlap, inputs):
+        """(mean, std or None) in nanomaggies for each (n_bands, ny, nx) array, given the
+        keyword arguments of `_network_input` for each."""
         overlap = self.tile_size // 4 if overlap is None else int(overlap)
         tiles, places = [], []
-        for number, data in enumerate(arrays):
-            for origin, tile in cut_tiles(self._network_input(data), self.tile_size, overlap,
-                                          self.size_multiple):
+        for number, (data, context) in enumerate(zip(arrays, inputs)):
+            for origin, tile in cut_tiles(self._network_input(data, **context), self.tile_size,
+                                          overlap, self.size_multiple):
                 tiles.append(tile)
                 places.append((number, origin))
         runs = self._draws(tiles, samples, batch_size)
@@ -302,16 +339,25 @@ class ImageToImageModel(SavedModel):
                 self._from_network(blend_tiles([run[k] for k in picked], origins,
                                                data.shape[1:], overlap))
                 for run in runs])
-            results.append(_mean_and_spread(draws, samples))
+            mean, spread = _mean_and_spread(draws, samples)
+            results.append((mean, None if spread is None else spread * self.uncertainty_scale))
         return results
 
     def _network_input(self, data):
         """(n_bands, ny, nx) nanomaggies -> (ny, nx, n_bands) in the generator's range [-1, 1]."""
+        return self._to_generator_range(np.moveaxis(self._stretched(data), 0, -1))
+
+    def _stretched(self, data):
+        """``data`` in nanomaggies through the model's stretch (no clipping warning)."""
         if self.stretch is None:
             raise NotBuiltError(f"this {self.model_type} has no stretch yet: train it, load a "
                                 "trained one, or pass stretch=")
+        return self.stretch(data, warn=False)
+
+    def _to_generator_range(self, stretched):
+        """Stretched values: ``network_range`` mapped to [-1, 1], as `ConditionalGAN` does."""
         low, high = self.stretch.network_range
-        return np.moveaxis((self.stretch(data, warn=False) - low) * (2 / (high - low)) - 1, 0, -1)
+        return (stretched - low) * (2 / (high - low)) - 1
 
     def _from_network(self, output):
         """Generator output (ny, nx, n_bands) in [-1, 1] -> nanomaggies, same axes."""

@@ -1,11 +1,27 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """GalaxyGAN (Schawinski et al. 2017): recover galaxy features from degraded images."""
 
+import numpy as np
+from astropy import units as u
+
+from ..datasets.pairs import TrainingPairs
+from ..degrade.core import background_std, galaxygan_kernel
+from ..exceptions import InvalidParameterError
+from ..restoration.baselines import richardson_lucy_discrepancy
 from ..stretch import GalaxyGANStretch
 from .base import ImageToImageModel
 from .conditional_gan import l1_reconstruction
+from .networks import NETWORK_CONFIGS, patchgan_discriminator, unet_generator
 
-__all__ = ["GalaxyGAN"]
+__all__ = ["GalaxyGAN", "GALAXYGAN_MODES"]
+
+#: ``paper``: the pix2pix of Schawinski et al. (2017), degraded image in, restored image
+#: out.  ``refine``: the network refines a Richardson-Lucy deconvolution by the known
+#: blur and is told the blur's FWHM and the noise (see `GalaxyGAN`).
+GALAXYGAN_MODES = ("paper", "refine")
+
+#: FWHM (arcsec) that the refine mode's FWHM channel divides by, to keep it of order one.
+_FWHM_SCALE = 2.5
 
 
 class GalaxyGAN(ImageToImageModel):
@@ -15,6 +31,17 @@ class GalaxyGAN(ImageToImageModel):
     stamp) made by `~galaxyml.datasets.make_galaxygan_pairs`; training,
     files and inference are those of `~galaxyml.gan.ImageToImageModel`.
 
+    ``mode='paper'`` is the published network: it sees the degraded image
+    and returns the restored one.  ``mode='refine'`` goes beyond the paper,
+    in the spirit of Tikhonet (Sureau et al. 2020): the known blur is first
+    undone by Richardson-Lucy, stopped by the discrepancy principle at the
+    image's measured noise
+    (`~galaxyml.restoration.richardson_lucy_discrepancy`); the network sees
+    the degraded image, that deconvolution, the noise of each band and the
+    blur's FWHM as extra channels, and adds a correction to the
+    deconvolution.  Its last layer starts at zero, so training starts from
+    the deconvolution rather than from noise.
+
     Parameters
     ----------
     config : {'small', 'paper'}
@@ -23,31 +50,77 @@ class GalaxyGAN(ImageToImageModel):
         Bands, in channel order.
     stretch : `~galaxyml.stretch.ImageStretch`, optional
         Between nanomaggies and the network; `~galaxyml.stretch.GalaxyGANStretch`
-        by default.
+        (the paper's, which clips at 4 nanomaggies) by default.  Train on
+        pairs made with ``stretch='data'`` and pass their ``stretch`` to
+        keep bright pixels.
     l1_weight : float
         lambda of the L1 term.
+    mode : {'paper', 'refine'}
+        See above.
     seed : int
         Seed of the initial weights and the dropout.
     """
 
     model_type = "GalaxyGAN"
     pretrained_file = "galaxygan-small.keras"
-    hyperparameters = ("l1_weight",)
+    hyperparameters = ("l1_weight", "mode")
 
     def __init__(self, config="small", bands=("g", "r", "i"), stretch=None, l1_weight=100.0,
-                 seed=0):
+                 mode="paper", seed=0):
+        if mode not in GALAXYGAN_MODES:
+            raise InvalidParameterError(f"mode must be one of {GALAXYGAN_MODES}, not {mode!r}")
         self.l1_weight = float(l1_weight)
+        self.mode = mode
         super().__init__(config, bands, stretch or GalaxyGANStretch(), seed)
+
+    @property
+    def condition_channels(self):
+        """Channels the generator sees: the bands, or (refine) the bands, their
+        deconvolution, their noise and the FWHM."""
+        n_bands = len(self.bands)
+        return n_bands if self.mode == "paper" else 3 * n_bands + 1
+
+    def build_generator(self):
+        """The pix2pix U-Net; in refine mode one that adds its output to the deconvolution."""
+        filters = NETWORK_CONFIGS[self.config]["generator_filters"]
+        n_bands = len(self.bands)
+        return unet_generator(self.condition_channels, n_bands, filters, seed=self.seed,
+                              refine_channels=None if self.mode == "paper" else n_bands)
+
+    def build_discriminator(self):
+        """The pix2pix PatchGAN, conditioned on everything the generator sees."""
+        filters = NETWORK_CONFIGS[self.config]["discriminator_filters"]
+        return patchgan_discriminator(self.condition_channels, len(self.bands), filters,
+                                      seed=self.seed + 1000)
 
     def reconstruction(self, target, generated):
         """``l1_weight`` times the mean absolute error (pix2pix)."""
         return l1_reconstruction(target, generated, self.l1_weight)
 
-    def recover(self, images, samples=None, batch_size=16, overlap=None):
+    def network_samples(self, pairs):
+        """The pairs as the network trains on them: in refine mode each condition gets
+        the deconvolution by its blur (the manifest's ``fwhm``) and the channels that
+        describe the degradation, as in `recover`."""
+        return pairs if self.mode == "paper" else _RefinementPairs(pairs, self)
+
+    def recover(self, images, fwhm=None, samples=None, batch_size=16, overlap=None):
         """Recover degraded images in nanomaggies (see `~galaxyml.gan.ImageToImageModel.transform`).
 
         The shipped model (`pretrained`) was trained by
         ``scripts/train_galaxygan.py`` on the real SDSS field 2583-2-136.
+
+        Parameters
+        ----------
+        images
+            See `~galaxyml.gan.ImageToImageModel.transform`.
+        fwhm : `~astropy.units.Quantity` or float, or a list of them
+            FWHM of the Gaussian blur to undo, in arcsec at SDSS's
+            0.396 arcsec per pixel (the extra blur of
+            `~galaxyml.degrade.degrade_like_galaxygan`): one for all images
+            or one per image.  Required in refine mode; the paper mode,
+            trained without it, ignores it.
+        samples, batch_size, overlap
+            See `~galaxyml.gan.ImageToImageModel.transform`.
 
         Returns
         -------
@@ -55,5 +128,71 @@ class GalaxyGAN(ImageToImageModel):
             In nanomaggies, with the WCS, metadata and mask; with
             ``samples``, the mean of that many dropout draws and their
             per-pixel standard deviation as the uncertainty.
+
+        Raises
+        ------
+        InvalidParameterError
+            Refine mode without ``fwhm``, or a FWHM that is not a positive angle.
         """
-        return self.transform(images, samples=samples, batch_size=batch_size, overlap=overlap)
+        inputs = {} if self.mode == "paper" else {"fwhm": fwhm}
+        if self.mode == "refine" and fwhm is None:
+            raise InvalidParameterError("mode='refine' needs fwhm, the FWHM of the blur to undo")
+        return self.transform(images, samples=samples, batch_size=batch_size, overlap=overlap,
+                              **inputs)
+
+    def _network_input(self, data, fwhm=None):
+        """The generator's input for (n_bands, ny, nx) nanomaggies, in [-1, 1]."""
+        if self.mode == "paper":
+            return super()._network_input(data)
+        return self._to_generator_range(self.refinement_condition(data, fwhm))
+
+    def _from_network(self, output):
+        """Generator output -> nanomaggies.  The refine mode's output is linear, not
+        tanh: it is limited to the generator's range [-1, 1], the stretch's clipping
+        range, as the inverse asinh turns any overshoot into exponentially bright or
+        negative pixels."""
+        if self.mode == "refine":
+            output = np.clip(output, -1.0, 1.0)
+        return super()._from_network(output)
+
+    def refinement_condition(self, data, fwhm):
+        """What the refine mode's network sees, in stretched units: (ny, nx, 3 n_bands + 1).
+
+        Channels: the stretched image, its Richardson-Lucy deconvolution by
+        the Gaussian blur of FWHM ``fwhm`` stopped by the discrepancy
+        principle (stretched), log10 of each band's measured noise in
+        nanomaggies plus 2, and the FWHM over 2.5 arcsec.
+
+        Parameters
+        ----------
+        data : array (n_bands, ny, nx)
+            Degraded image in nanomaggies.
+        fwhm : `~astropy.units.Quantity` or float
+            FWHM of the blur in arcsec.
+        """
+        fwhm = u.Quantity(fwhm, u.arcsec)
+        if fwhm.size != 1 or not fwhm.value > 0:
+            raise InvalidParameterError(f"fwhm must be one positive angle, not {fwhm}")
+        data = np.asarray(data, float)
+        noise = np.array([background_std(plane) for plane in data])
+        noise = np.where(noise > 0, noise, np.finfo(float).tiny)
+        deconvolved, _ = richardson_lucy_discrepancy(data, galaxygan_kernel(fwhm), noise)
+        shape = data.shape[1:]
+        planes = [*self._stretched(data), *self._stretched(deconvolved),
+                  *(np.full(shape, np.log10(level) + 2) for level in noise),
+                  np.full(shape, fwhm.to_value(u.arcsec) / _FWHM_SCALE)]
+        return np.stack(planes, axis=-1).astype(np.float32)
+
+
+class _RefinementPairs(TrainingPairs):
+    """GalaxyGAN pairs whose conditions are what the refine mode's network sees."""
+
+    def __init__(self, pairs, model):
+        super().__init__(pairs.manifest, pairs._make)
+        self._model = model
+
+    def sample(self, index):
+        degraded, original = self.linear_sample(index)
+        condition = self._model.refinement_condition(degraded.data, self.manifest["fwhm"][index])
+        target = np.moveaxis(self.stretch(original.data, warn=False), 0, -1)
+        return condition, target.astype(np.float32)

@@ -30,7 +30,7 @@ def _initializer(seed):
 
 
 def unet_generator(channels_in, channels_out, filters, dropout=0.5, seed=0, residual=False,
-                   name="generator"):
+                   refine_channels=None, name="generator"):
     """The pix2pix U-Net: 4 x 4 convolutions of stride 2 down and up, with skips.
 
     Encoder levels: convolution, batch normalisation (not on the first and
@@ -57,6 +57,11 @@ def unet_generator(channels_in, channels_out, filters, dropout=0.5, seed=0, resi
     residual : bool
         Subtract the last layer's output from the input (``channels_in``
         must equal ``channels_out``) instead of ending in tanh.
+    refine_channels : int, optional
+        Add the last layer's output to the input's channels from this one on
+        (``channels_out`` of them: an image the network refines) instead of
+        ending in tanh.  The last layer starts at zero, so the untrained
+        network returns that image unchanged.
 
     Returns
     -------
@@ -66,6 +71,9 @@ def unet_generator(channels_in, channels_out, filters, dropout=0.5, seed=0, resi
     if residual and channels_in != channels_out:
         raise InvalidParameterError(f"a residual generator needs as many bands out as in, not "
                                     f"{channels_in} and {channels_out}")
+    if refine_channels is not None and not 0 <= refine_channels <= channels_in - channels_out:
+        raise InvalidParameterError(f"refine_channels ({refine_channels}) must leave "
+                                    f"{channels_out} input channels to refine of {channels_in}")
     inputs = keras.Input((None, None, channels_in), name="condition")
     x = inputs
     skips = []
@@ -87,9 +95,15 @@ def unet_generator(channels_in, channels_out, filters, dropout=0.5, seed=0, resi
             x = layers.Dropout(dropout, seed=seed + 200 + level, name=f"up{level}_dropout")(x)
         x = layers.ReLU(name=f"up{level}_act")(x)
         x = layers.Concatenate(name=f"up{level}_skip")([x, skips[depth - 2 - level]])
+    refine = refine_channels is not None
     x = layers.Conv2DTranspose(channels_out, _KERNEL, strides=2, padding="same",
-                               kernel_initializer=_initializer(seed + 300), name="output_conv")(x)
-    if residual:
+                               kernel_initializer="zeros" if refine else _initializer(seed + 300),
+                               name="output_conv")(x)
+    if refine:
+        start = int(refine_channels)
+        base = inputs[..., start:start + channels_out]
+        outputs = layers.Add(name="output")([base, x])
+    elif residual:
         outputs = layers.Subtract(name="output")([inputs, x])
     else:
         outputs = layers.Activation("tanh", name="output")(x)

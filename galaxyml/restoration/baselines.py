@@ -2,14 +2,17 @@
 """Classical deconvolution with a known PSF: the baselines GalaxyGAN is compared with."""
 
 import numpy as np
+from scipy import fft
 from scipy.signal import fftconvolve
 from skimage.restoration import richardson_lucy as skimage_richardson_lucy
 from skimage.restoration import unsupervised_wiener
 
+from ..exceptions import InvalidParameterError
 from ..psf.models import normalized_kernel
 from ..utils._kernels import check_odd
 
-__all__ = ["richardson_lucy", "wiener", "blind_deconvolution", "DECONVOLUTION_METHODS"]
+__all__ = ["richardson_lucy", "wiener", "blind_deconvolution", "richardson_lucy_discrepancy",
+           "DECONVOLUTION_METHODS"]
 
 
 def _offset(image):
@@ -102,6 +105,78 @@ def blind_deconvolution(image, psf, iterations=10):
         psf = np.clip(psf * window, 0, None)
         psf /= psf.sum()
     return estimate - offset
+
+
+def richardson_lucy_discrepancy(images, psf, noise, max_iterations=40):
+    """Richardson-Lucy deconvolution stopped by the discrepancy principle (Morozov 1966).
+
+    Iterating sharpens and, past some point, amplifies noise; the point
+    depends on the noise.  Each band is iterated until the mean square of
+    its residual ``image - psf * estimate`` falls to the noise variance,
+    the most that data with this noise can tell apart, so no iteration
+    count has to be tuned per noise level.  All bands are updated together
+    with one FFT per step.
+
+    Parameters
+    ----------
+    images : array (n_bands, ny, nx) or (ny, nx)
+        Sky-subtracted images (any sign; an offset of a few sigma is added
+        and removed, as Richardson-Lucy needs positive data).
+    psf : 2-D array
+        The known PSF (the blur to undo), odd-sized; normalised here.
+    noise : float or array (n_bands,)
+        Standard deviation of each band's noise, in the images' unit.
+    max_iterations : int
+        Bands whose residual never reaches the noise stop here.
+
+    Returns
+    -------
+    estimate : array, shape of ``images``
+    iterations : array of int (n_bands,)
+        The iteration each band stopped at.
+    """
+    images = np.asarray(images, float)
+    single = images.ndim == 2
+    images = images[None] if single else images
+    noise = np.broadcast_to(np.asarray(noise, float), (len(images),))
+    if not np.all(noise > 0):
+        raise InvalidParameterError(f"noise must be positive, not {noise}")
+    psf = normalized_kernel(psf)
+    pad = max(psf.shape)
+    # Mirrored borders: the FFT's convolution wraps around, the sky does not.
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    shape = padded.shape[1:]
+    inside = (slice(None), slice(pad, -pad), slice(pad, -pad))
+    transfer = fft.rfft2(_centred_on_origin(psf, shape))
+
+    def blur(array, function=transfer):
+        return fft.irfft2(fft.rfft2(array) * function, s=shape)
+
+    offset = (np.maximum(0.0, -padded.min(axis=(1, 2))) + 3 * noise)[:, None, None]
+    data = padded + offset
+    estimate = np.broadcast_to(data.mean(axis=(1, 2), keepdims=True), data.shape).copy()
+    result = estimate.copy()
+    stopped = np.full(len(images), -1)  # -1: still iterating
+    for iteration in range(1, int(max_iterations) + 1):
+        blurred = blur(estimate)
+        residual = np.mean((data - blurred)[inside] ** 2, axis=(1, 2))
+        newly = (stopped < 0) & (residual <= noise ** 2)
+        result[newly], stopped[newly] = estimate[newly], iteration - 1
+        if np.all(stopped >= 0):
+            break
+        estimate = estimate * blur(data / np.maximum(blurred, 1e-12), np.conj(transfer))
+    running = stopped < 0
+    result[running], stopped[running] = estimate[running], int(max_iterations)
+    restored = (result - offset)[inside]
+    return (restored[0] if single else restored), stopped
+
+
+def _centred_on_origin(kernel, shape):
+    """``kernel`` in an array of ``shape`` with its centre at pixel (0, 0), for FFTs."""
+    array = np.zeros(shape)
+    ny, nx = kernel.shape
+    array[:ny, :nx] = kernel
+    return np.roll(array, (-(ny // 2), -(nx // 2)), axis=(0, 1))
 
 
 #: Name -> function(image, psf, iterations) of the classical baselines.

@@ -7,9 +7,11 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import QTable
 
-from galaxyml.datasets import (TrainingPairs, dihedral_transform, galaxy_catalog, galaxygan_grid,
-                               make_galaxygan_pairs, make_psfgan_pairs, split_by_region)
+from galaxyml.datasets import (TrainingPairs, degradation_distribution, dihedral_transform,
+                               galaxy_catalog, galaxygan_grid, make_galaxygan_pairs,
+                               make_psfgan_pairs, split_by_region)
 from galaxyml.exceptions import InvalidParameterError, OutputExistsError, UnknownBandError
+from galaxyml.stretch import GalaxyGANStretch
 
 GRID = [(1.4 * u.arcsec, 1.0), (2.5 * u.arcsec, 5.0)]
 
@@ -212,7 +214,106 @@ def test_default_grid_is_the_papers():
 
 
 def test_real_field_selection(sdss_frames):
-    catalog = galaxy_catalog(sdss_frames)
-    assert len(catalog) >= 15
+    from galaxyml.degrade.core import background_std
+
+    catalog = galaxy_catalog(sdss_frames, mag_range=(12, 19))
+    assert 15 <= len(catalog) <= 60
     # Nothing from the globular cluster M2 near (347, 903) in the r frame.
     assert np.all(np.hypot(catalog["x"] - 347, catalog["y"] - 903) > 150)
+    # The galaxies are where their catalogue positions say: a faint source beside a bright
+    # star's halo (dropped for its size) no longer borrows the halo's light in its Kron
+    # aperture and passes as a bright galaxy (that was 60% of this selection; an
+    # irregular galaxy's centroid may still fall between its clumps).
+    image = sdss_frames["r"].data
+    noise = background_std(image)
+    centres = image[np.round(catalog["y"]).astype(int), np.round(catalog["x"]).astype(int)]
+    assert np.mean(centres > 5 * noise) >= 0.85
+
+
+def test_shifted_pairs_move_the_galaxy_and_its_wcs(training_field):
+    _, images, catalog = training_field
+    still = make_galaxygan_pairs(images, catalog=catalog, size=48, grid=GRID[:1], seed=2,
+                                 progress=False)
+    shifted = make_galaxygan_pairs(images, catalog=catalog, size=48, grid=GRID[:1], seed=2,
+                                   max_shift=3.0, progress=False)
+    manifest = shifted.manifest
+    assert np.all(np.abs(manifest["dx"]) <= 3) and np.all(np.abs(manifest["dy"]) <= 3)
+    assert len(np.unique(manifest["dx"])) == len(shifted)  # a shift of its own per pair
+    assert np.all(still.manifest["dx"] == 0)
+    row = int(np.argmax(np.hypot(manifest["dx"], manifest["dy"])))
+    # Galaxies whose larger stamp (shift margin) leaves the image are left out.
+    assert set(manifest["galaxy_id"]) <= set(still.manifest["galaxy_id"])
+    same = int(np.flatnonzero(still.manifest["galaxy_id"] == manifest["galaxy_id"][row])[0])
+    _, original = still.linear_pair(same)
+    _, moved = shifted.linear_pair(row)
+    band = original.bands.index("r")
+
+    # The light moved by the drawn shift (phase correlation of the central region), and
+    # the WCS with it: the same pixel of the sky has the same coordinates.
+    from skimage.registration import phase_cross_correlation
+    centre = (slice(8, 40), slice(8, 40))
+    shift, _, _ = phase_cross_correlation(moved.data[band][centre], original.data[band][centre],
+                                          upsample_factor=20)
+    assert shift == pytest.approx([manifest["dy"][row], manifest["dx"][row]], abs=0.15)
+    x, y = 24.0, 24.0
+    sky = original.wcs.pixel_to_world(x, y)
+    moved_sky = moved.wcs.pixel_to_world(x + manifest["dx"][row], y + manifest["dy"][row])
+    assert sky.separation(moved_sky) < 0.01 * u.arcsec
+    # A Fourier shift keeps white noise white: the sky's scatter is unchanged.
+    from galaxyml.degrade.core import background_std
+    assert background_std(moved.data[band]) == pytest.approx(
+        background_std(original.data[band]), rel=0.1)
+    with pytest.raises(InvalidParameterError, match="max_shift"):
+        make_galaxygan_pairs(images, catalog=catalog, size=48, max_shift=-1, progress=False)
+
+
+def test_degradation_distribution_covers_the_grid():
+    draw = degradation_distribution()
+    rng = np.random.default_rng(0)
+    fwhms, sigmas = zip(*(draw(rng) for _ in range(2000)))
+    fwhms = u.Quantity(fwhms).to_value(u.arcsec)
+    assert fwhms.min() < 1.4 and fwhms.max() > 2.5 and np.all((fwhms >= 1.2) & (fwhms <= 2.7))
+    sigmas = np.array(sigmas)
+    assert sigmas.min() >= 1 and sigmas.max() <= 12
+    # Log-uniform: as many draws in [1, 3.46] as in [3.46, 12].
+    assert np.mean(sigmas < np.sqrt(12)) == pytest.approx(0.5, abs=0.05)
+    with pytest.raises(InvalidParameterError, match="sigma_range"):
+        degradation_distribution(sigma_range=(0.5, 2))
+
+
+def test_data_range_stretch_clips_nothing_and_keeps_the_faint_contrast(training_field):
+    _, images, catalog = training_field
+    pairs = make_galaxygan_pairs(images, catalog=catalog, size=48, grid=GRID, stretch="data",
+                                 progress=False)
+    stretch = pairs.stretch
+    train = pairs.subset("train")
+    peak = max(float(train.linear_pair(k)[1].data.max()) for k in range(len(train)))
+    assert peak < stretch.clip_max <= 1.02 * peak
+    assert not np.any(train.linear_pair(0)[1].data > stretch.clip_max)
+    paper = GalaxyGANStretch()
+    faint = np.array([0.0, 1e-3])
+    assert np.diff(stretch(faint))[0] == pytest.approx(np.diff(paper(faint))[0], rel=0.02)
+    assert stretch.inverse(stretch(np.array([peak]))) == pytest.approx(peak)
+
+
+def test_samples_in_memory_are_the_samples(galaxygan_pairs):
+    stored = galaxygan_pairs.in_memory(workers=2, progress=False)
+    assert len(stored) == len(galaxygan_pairs)
+    for k in (0, len(stored) - 1):
+        for a, b in zip(stored.sample(k), galaxygan_pairs.sample(k)):
+            assert np.array_equal(a, b)
+    test = stored.subset("test")
+    first_test = int(np.flatnonzero(galaxygan_pairs.manifest["split"] == "test")[0])
+    assert np.array_equal(test.sample(0)[1], galaxygan_pairs.sample(first_test)[1])
+    batch = next(iter(stored.training_dataset(4, seed=0)))
+    assert batch[0].shape == (4, 48, 48, 3)
+
+
+def test_dihedral_transform_of_images_with_different_channels():
+    import tensorflow as tf
+
+    image = tf.constant(np.arange(5 * 5 * 4, dtype=np.float32).reshape(5, 5, 4))
+    for k in range(16):
+        a, b = dihedral_transform((image, image[..., :1]), tf.constant([3, k], tf.int64))
+        assert a.shape == (5, 5, 4) and b.shape == (5, 5, 1)
+        assert np.array_equal(a.numpy()[..., :1], b.numpy())

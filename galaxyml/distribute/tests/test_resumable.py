@@ -100,3 +100,15 @@ def test_labelled_images_stream_and_files(samples, tmp_path):
     assert read.labels == ("label",) and len(read) == 2
     assert np.allclose(read.sample(1)[0], samples.sample(5)[0], atol=1e-6)
     assert read.sample(1)[1] == samples.sample(5)[1]
+
+
+def test_time_limit_stops_at_a_checkpoint_and_the_run_resumes(samples, tmp_path):
+    _, model = plain_classifier()
+    history = fit_resumable(model, samples, 6, batch_size=8, checkpoint_dir=tmp_path,
+                            checkpoint_every=2, time_limit=0, progress=False)
+    assert len(history["loss"]) == 1  # stopped after the first epoch, checkpointed
+    assert int(model.optimizer.iterations.numpy()) == 2
+    _, model = plain_classifier()
+    history = fit_resumable(model, samples, 6, batch_size=8, checkpoint_dir=tmp_path,
+                            checkpoint_every=2, progress=False)
+    assert len(history["loss"]) == 2 and int(model.optimizer.iterations.numpy()) == 6

@@ -7,7 +7,8 @@ import pytest
 from astropy import units as u
 
 from galaxyml.datasets import make_galaxygan_pairs
-from galaxyml.exceptions import BandMismatchError, ImageTooSmallError, ModelTypeError
+from galaxyml.exceptions import (BandMismatchError, ImageTooSmallError, InvalidParameterError,
+                                 ModelTypeError, ShapeMismatchError)
 from galaxyml.distribute import MajorityVote, MeanAggregator
 from galaxyml.gan import NETWORK_CONFIGS, GalaxyGAN, patchgan_discriminator, unet_generator
 from galaxyml.io import MultiBandCutout
@@ -167,6 +168,8 @@ def test_pretrained_model_is_shipped():
     training = model.card["training"]
     assert "scripts/train_galaxygan.py" in training["command"]
     assert training["field"] == "2583-2-136"
+    assert model.mode == "paper"  # a card without a mode is the paper's network
+    assert model.generator.count_params() * 4 < 10e6
 
 
 def test_majority_vote_training_resumes_exactly(pairs, strategy, tmp_path):
@@ -192,3 +195,81 @@ def test_majority_vote_training_resumes_exactly(pairs, strategy, tmp_path):
     for a, b in zip(straight.generator.get_weights(), resumed.generator.get_weights()):
         assert np.array_equal(a, b)
     assert straight.card["training"]["aggregator"] == "MajorityVote"
+
+
+@pytest.fixture(scope="module")
+def refine_pairs(training_field):
+    from galaxyml.datasets import galaxy_catalog
+
+    _, images, _ = training_field
+    catalog = galaxy_catalog(images, size=64, mag_range=(14, 20.5))
+    return make_galaxygan_pairs(images, catalog=catalog, size=64,
+                                grid=[(1.8 * u.arcsec, 1.5), (2.5 * u.arcsec, 5.0)],
+                                stretch="data", max_shift=2.0, progress=False)
+
+
+def test_refine_mode_starts_at_the_deconvolution(refine_pairs):
+    from galaxyml.degrade.core import background_std, galaxygan_kernel
+    from galaxyml.restoration import richardson_lucy_discrepancy
+
+    model = GalaxyGAN(stretch=refine_pairs.stretch, mode="refine", seed=0)
+    assert model.condition_channels == 10
+    degraded, _ = refine_pairs.linear_pair(0)
+    fwhm = refine_pairs.manifest["fwhm"][0]
+    condition = model.refinement_condition(degraded.data, fwhm)
+    assert condition.shape == (64, 64, 10) and condition.dtype == np.float32
+    assert np.allclose(condition[..., -1], fwhm.to_value(u.arcsec) / 2.5)
+    # The untrained network returns the deconvolution it refines: it starts there.
+    noise = [background_std(plane) for plane in degraded.data]
+    deconvolved, _ = richardson_lucy_discrepancy(degraded.data, galaxygan_kernel(fwhm), noise)
+    recovered = model.recover(degraded.data, fwhm=fwhm)  # (a cutout's masked pixels are
+    kept = deconvolved > model.stretch.clip_min  # in-painted) and the stretch clips below
+    assert np.allclose(recovered[kept], deconvolved[kept], rtol=1e-4, atol=1e-5)  # clip_min
+    assert model.recover(degraded, fwhm=fwhm).wcs.wcs.compare(degraded.wcs.wcs)
+    per_image = model.recover([degraded.data, degraded.data], fwhm=[fwhm, 2 * fwhm])
+    assert not np.allclose(per_image[0], per_image[1])  # each told its own blur
+
+
+def test_refine_mode_needs_the_blur_and_checks_it(refine_pairs):
+    model = GalaxyGAN(stretch=refine_pairs.stretch, mode="refine")
+    degraded, _ = refine_pairs.linear_pair(0)
+    with pytest.raises(InvalidParameterError, match="needs fwhm"):
+        model.recover(degraded)
+    with pytest.raises(InvalidParameterError, match="positive angle"):
+        model.recover(degraded, fwhm=-1.0)
+    with pytest.raises(ShapeMismatchError, match="1 values for 2 images"):
+        model.recover([degraded, degraded], fwhm=[1.0])
+    with pytest.raises(InvalidParameterError, match="mode must be one of"):
+        GalaxyGAN(mode="tikhonov")
+    # The paper's network takes no FWHM and needs none.
+    paper = GalaxyGAN(stretch=refine_pairs.stretch)
+    assert paper.recover(degraded.data, fwhm=2.0).shape == degraded.data.shape
+
+
+def test_refine_mode_trains_saves_and_loads(refine_pairs, tmp_path):
+    model = GalaxyGAN(stretch=refine_pairs.stretch, mode="refine", seed=1)
+    train = refine_pairs.subset("train")
+    history = model.train(train, steps=4, batch_size=2, checkpoint_every=2, in_memory=True,
+                          progress=False)
+    assert np.all(np.isfinite(history["l1"]))
+    assert model.card["training"]["mode"] == "refine" and model.card["training"]["steps"] == 4
+    path = model.save(tmp_path / "refine.keras")
+    loaded = GalaxyGAN.load(path)
+    assert loaded.mode == "refine" and loaded.stretch.to_dict() == refine_pairs.stretch.to_dict()
+    degraded, _ = refine_pairs.linear_pair(0)
+    assert np.allclose(loaded.recover(degraded.data, fwhm=1.8),
+                       model.recover(degraded.data, fwhm=1.8), atol=1e-6)
+
+
+def test_uncertainty_scale_and_coverage(refine_pairs):
+    from galaxyml.restoration import uncertainty_coverage
+
+    model = GalaxyGAN(stretch=refine_pairs.stretch, seed=3)
+    assert model.uncertainty_scale == 1.0
+    pairs = refine_pairs.select([0, 1])
+    wide = uncertainty_coverage(model, pairs, samples=3, scale=1e6)
+    narrow = uncertainty_coverage(model, pairs, samples=3, scale=1e-6)
+    assert wide["within_1sigma"] > 0.99 and narrow["within_2sigma"] < 0.05
+    assert wide["n_pixels"] == 2 * 3 * 64 * 64 and narrow["scale_68"] > 1
+    model.card["uncertainty"] = {"scale": 2.5}
+    assert model.uncertainty_scale == 2.5

@@ -5,10 +5,11 @@ from astropy import units as u
 from astropy.table import QTable
 from scipy.signal import fftconvolve
 
+from galaxyml.exceptions import InvalidParameterError
 from galaxyml.psf import GaussianPSF
 from galaxyml.restoration import (blind_deconvolution, central_segment, flux_error, psnr,
-                                  residual_rms, richardson_lucy, ssim, summarize_restoration,
-                                  wiener)
+                                  residual_rms, richardson_lucy, richardson_lucy_discrepancy, ssim,
+                                  summarize_restoration, wiener)
 
 
 def blurred_source(noise=0.0):
@@ -57,8 +58,8 @@ def test_summary_picks_the_best_baseline():
     runs["fwhm"].unit = u.arcsec
     summary = summarize_restoration(runs)
     assert list(summary["best_baseline_psnr"]) == ["Wiener", "Richardson-Lucy"]
-    assert summary["gan_margin_psnr"][0] == pytest.approx(1.0)
-    assert list(summary["gan_wins"]) == [True, False]
+    assert summary["margin_psnr_GalaxyGAN"][0] == pytest.approx(1.0)
+    assert list(summary["wins_GalaxyGAN"]) == [True, False]
 
 
 def test_evaluation_on_simulated_pairs(training_field):
@@ -80,9 +81,52 @@ def test_evaluation_on_simulated_pairs(training_field):
     assert set(runs["method"]) == {"GalaxyGAN", "degraded", "Richardson-Lucy", "Wiener",
                                    "blind"}
     summary = summarize_restoration(runs)
-    assert len(summary) == 2 and "gan_wins" in summary.colnames
+    assert len(summary) == 2 and "wins_GalaxyGAN" in summary.colnames
     # Deconvolution helps where the blur is strong and the noise modest.
     strong = summary[summary["sigma"] == 5.0][0]
     assert strong["psnr_Richardson-Lucy"] >= strong["psnr_degraded"] - 0.5
     assert set(examples) == {(1.4, 1.0), (2.5, 5.0)}
     assert len(plot_restoration_grid(summary).axes) == 4
+
+
+def test_richardson_lucy_stopped_by_the_discrepancy_principle():
+    truth, _, kernel = blurred_source()
+    blurred = fftconvolve(truth, kernel, mode="same")
+    rng = np.random.default_rng(1)
+    stops = []
+    for noise in (1e-3, 1e-2):
+        noisy = np.stack([blurred + rng.normal(0, noise, blurred.shape) for _ in range(2)])
+        restored, iterations = richardson_lucy_discrepancy(noisy - 0.05, kernel, noise)
+        restored += 0.05  # a negative sky is handled
+        assert restored.shape == noisy.shape and iterations.shape == (2,)
+        region = (slice(24, 40), slice(24, 40))
+        assert np.abs(restored[0] - truth)[region].sum() < np.abs(noisy[0] - truth)[region].sum()
+        # It stopped where the residual reached the noise, which is what its name says.
+        reblurred = fftconvolve(restored[0], kernel, mode="same")
+        assert np.std((noisy[0] - reblurred)[8:-8, 8:-8]) == pytest.approx(noise, rel=0.3)
+        stops.append(iterations.mean())
+    assert stops[0] > stops[1]  # less noise, more iterations
+    single, _ = richardson_lucy_discrepancy(blurred, kernel, 1e-3, max_iterations=3)
+    assert single.shape == blurred.shape
+    with pytest.raises(InvalidParameterError, match="noise must be positive"):
+        richardson_lucy_discrepancy(blurred, kernel, 0.0)
+
+
+def test_summary_of_several_models_and_the_flux_check():
+    rows = []
+    for method, score, flux in (("GalaxyGAN-refine", 31.0, 0.02), ("GalaxyGAN-paper", 29.0, 0.3),
+                                ("Richardson-Lucy", 30.0, 0.1), ("degraded", 25.0, 0.2)):
+        rows.append((0, 1, 1.4, 1.0, method, score, score / 40, flux, 1.0))
+        rows.append((1, 2, 1.4, 1.0, method, score, score / 40, -flux, 1.0))
+    runs = QTable(rows=rows, names=["pair_id", "galaxy_id", "fwhm", "sigma", "method", "psnr",
+                                    "ssim", "flux_error", "residual_rms"])
+    runs["fwhm"].unit = u.arcsec
+    runs.meta["models"] = ["GalaxyGAN-refine", "GalaxyGAN-paper"]
+    summary = summarize_restoration(runs)
+    assert list(summary["best_baseline_psnr"]) == ["Richardson-Lucy"]
+    assert summary["flux_error_GalaxyGAN-paper"][0] == pytest.approx(0.3)  # of |errors|
+    assert list(summary["wins_GalaxyGAN-refine"]) == [True]
+    assert list(summary["wins_GalaxyGAN-paper"]) == [False]
+    assert list(summary["flux_ok_GalaxyGAN-refine"]) == [True]
+    assert list(summary["flux_ok_GalaxyGAN-paper"]) == [False]
+    assert summary["margin_psnr_GalaxyGAN-paper"][0] == pytest.approx(-1.0)
