@@ -414,7 +414,7 @@ def cut_galaxy_stamps(images, bands, catalog, size, reference="r", progress=True
         except CutoutOffImageError:
             continue
         if tuple(cutout.bands) != bands:
-            cutout = _select_bands(cutout, bands)
+            cutout = cutout.select(bands)
         if np.all(np.isfinite(cutout.data)):  # else a band's image ends inside the stamp
             stamps[int(galaxy["id"])] = cutout
     return stamps
@@ -436,13 +436,6 @@ def _shifted_crop(cutout, dx, dy, margin):
     uncertainty = None if cutout.uncertainty is None else cutout.uncertainty[whole]
     return MultiBandCutout(shifted[inside], cutout.bands, wcs, cutout.unit,
                            uncertainty=uncertainty, mask=cutout.mask[whole], meta=cutout.meta)
-
-
-def _select_bands(cutout, bands):
-    index = [cutout.bands.index(band) for band in bands]
-    uncertainty = None if cutout.uncertainty is None else cutout.uncertainty[index]
-    return MultiBandCutout(cutout.data[index], bands, cutout.wcs, cutout.unit,
-                           uncertainty=uncertainty, mask=cutout.mask[index], meta=cutout.meta)
 
 
 def _degrees(angle):
