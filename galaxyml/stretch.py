@@ -90,6 +90,10 @@ class ImageStretch:
         """Parameters that recreate this stretch with `stretch_from_dict`."""
         raise NotImplementedError
 
+    def inverse_tensor(self, stretched):
+        """`inverse` written with `keras.ops`, for losses in nanomaggies."""
+        raise NotImplementedError
+
 
 class GalaxyGANStretch(ImageStretch):
     """The GalaxyGAN stretch (Schawinski et al. 2017).
@@ -125,6 +129,12 @@ class GalaxyGANStretch(ImageStretch):
                    + LinearStretch(slope=1 / width, intercept=-clip_min / width))
         super().__init__(clip_min, clip_max, stretch)
 
+    def inverse_tensor(self, stretched):
+        from keras import ops  # here: the stretches themselves need no TensorFlow
+
+        width = self.clip_max - self.clip_min
+        return ops.sinh(3.0 * stretched) * (width / self.softening) + self.clip_min
+
     def to_dict(self):
         return {"name": "galaxygan", "clip_min": self.clip_min, "clip_max": self.clip_max,
                 "softening": self.softening}
@@ -154,6 +164,12 @@ class PSFGANStretch(ImageStretch):
         stretch = (AsinhStretch(a=1 / (self.softening * clip_max))
                    + LinearStretch(slope=1 / clip_max))
         super().__init__(clip_min, clip_max, stretch)
+
+    def inverse_tensor(self, stretched):
+        from keras import ops
+
+        scale = float(np.arcsinh(self.softening * self.clip_max))
+        return ops.sinh(scale * stretched) / self.softening
 
     def to_dict(self):
         return {"name": "psfgan", "clip_min": self.clip_min, "clip_max": self.clip_max,

@@ -7,7 +7,8 @@ stamps, every cell of the grid FWHM {1.4, 1.8, 2.2, 2.5} arcsec x sigma
 {1, 1.2, 2, 5, 10}, the paper's stretch for PSNR and SSIM), tunes the
 iteration counts of Richardson-Lucy and blind deconvolution on the training
 side (RA below the median), and evaluates every model given, Richardson-Lucy,
-Wiener, blind deconvolution and the degraded input on the held-out side (RA
+Wiener, blind deconvolution, Richardson-Lucy stopped by the discrepancy principle
+(the refine mode's start) and the degraded input on the held-out side (RA
 above the median).  Then it calibrates the first model's dropout uncertainty
 on training pairs and measures its coverage on held-out ones.  Writes the
 per-pair runs and the per-cell summary (ECSV), a figure of PSNR and SSIM
@@ -28,8 +29,9 @@ from galaxyml.datasets import (example_field_dir, galaxy_catalog, local_field_fi
                                make_galaxygan_pairs)
 from galaxyml.gan import GalaxyGAN
 from galaxyml.io.writing import atomic_output
-from galaxyml.restoration import (evaluate_restoration, plot_restoration_grid,
-                                  summarize_restoration, tune_iterations, uncertainty_coverage)
+from galaxyml.restoration import (DECONVOLUTION_METHODS, evaluate_restoration,
+                                  plot_restoration_grid, summarize_restoration, tune_iterations,
+                                  uncertainty_coverage)
 from galaxyml.visualization import image_norm, save_figure
 
 
@@ -39,6 +41,9 @@ def parser():
     parser.add_argument("--model", type=Path, action="append", default=None,
                         help="a .keras model with its card; repeat to compare several (default: "
                              "the shipped model)")
+    parser.add_argument("--name", action="append", default=None,
+                        help="the table's name of each --model, in order (default: "
+                             "GalaxyGAN-<mode>[-<size>net])")
     parser.add_argument("--field-dir", type=Path, default=example_field_dir(),
                         help="directory of the field's files (default: galaxyml's example "
                              "field 2583-2-136 where example_field finds it)")
@@ -96,7 +101,7 @@ def calibrate_uncertainty(model, train, test, args):
 
 def gallery(examples, cells, models, uncertainty):
     """Original, degraded, the models, the baselines and the uncertainty, for a few cells."""
-    names = ["original", "degraded", *models, "Richardson-Lucy", "Wiener", "blind"]
+    names = ["original", "degraded", *models, *DECONVOLUTION_METHODS]
     columns = len(names) + 1
     figure, axes = plt.subplots(len(cells), columns, figsize=(2.1 * columns, 2.3 * len(cells)),
                                 squeeze=False, layout="constrained")
@@ -128,9 +133,8 @@ def cell_uncertainty(model, pairs, cells, samples):
     return maps
 
 
-def card_metrics(summary, model, command):
-    """The evaluation's per-cell means for one model's card."""
-    name = model_name(model)
+def card_metrics(summary, name, command):
+    """The evaluation's per-cell means for the card of the model named ``name``."""
     columns = [c for c in summary.colnames if c.startswith(("psnr_", "ssim_", "flux_error_"))]
     return {"evaluation": "held-out galaxies (RA above the median, r < "
                           f"{summary.meta['mag_limit']:g}) of the training field, the paper's "
@@ -147,7 +151,7 @@ def card_metrics(summary, model, command):
 
 def print_table(summary, models):
     """The per-cell table: every method's PSNR, SSIM and flux error, and the margins."""
-    methods = ["degraded", *models, "Richardson-Lucy", "Wiener", "blind"]
+    methods = ["degraded", *models, *DECONVOLUTION_METHODS]
     for metric, form in (("psnr", "{:6.2f}"), ("ssim", "{:6.3f}"), ("flux_error", "{:6.3f}")):
         print(f"\nmean {metric} per cell")
         print(f"{'FWHM':>5} {'sigma':>5} " + " ".join(f"{m:>20}" for m in methods))
@@ -169,9 +173,12 @@ def main(argv=None):
                        + (sys.argv[1:] if argv is None else argv))
     paths = args.model or [None]
     loaded = [GalaxyGAN.pretrained() if path is None else GalaxyGAN.load(path) for path in paths]
-    models = {model_name(model): model for model in loaded}
+    names = args.name or [model_name(model) for model in loaded]
+    if len(names) != len(loaded):
+        raise SystemExit(f"error: {len(names)} --name for {len(loaded)} models")
+    models = dict(zip(names, loaded))
     if len(models) != len(loaded):
-        raise SystemExit("error: two models of the same mode and size; compare them one by one")
+        raise SystemExit("error: two models of the same name; name them with --name")
     train, test = field_pairs(args)
     if args.max_galaxies:
         test = first_galaxies(test, args.max_galaxies)
@@ -199,11 +206,11 @@ def main(argv=None):
                 args.output / "galaxygan_gallery.png", overwrite=args.overwrite)
     print_table(summary, list(models))
     if args.update_card:
-        for path, model in zip(paths, loaded):
+        for path, (name, model) in zip(paths, models.items()):
             if path is None:
                 raise SystemExit("error: --update-card needs --model (the installed shipped "
                                  "model is read-only)")
-            entries = {"metrics": card_metrics(summary, model, command)}
+            entries = {"metrics": card_metrics(summary, name, command)}
             if model is first and args.samples:
                 entries["uncertainty"] = summary.meta["uncertainty"]
             GalaxyGAN.update_card(path, **entries)

@@ -58,6 +58,9 @@ def parser():
     parser.add_argument("--stretch", default="data", choices=["data", "paper"],
                         help="'data': clip nothing the training stamps hold; 'paper': the "
                              "paper's stretch, clipped at 4 nanomaggies")
+    parser.add_argument("--flux-weight", type=float, default=None,
+                        help="weight of the flux term (GalaxyGAN's flux_weight; default 10 in "
+                             "refine mode, 0, the paper's loss, in paper mode)")
     parser.add_argument("--steps", type=int, default=100000)
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop at the first checkpoint after this many minutes")
@@ -94,7 +97,11 @@ def main(argv=None):
     print(f"{len(catalog)} galaxies selected ({catalog.meta['selection']}); training on "
           f"{len(galaxies)} (RA below the median), {len(train)} pairs, stretch "
           f"{train.stretch.to_dict()}")
-    model = GalaxyGAN(config=args.config, stretch=train.stretch, mode=args.mode, seed=args.seed)
+    flux_weight = args.flux_weight
+    if flux_weight is None:
+        flux_weight = 10.0 if args.mode == "refine" else 0.0
+    model = GalaxyGAN(config=args.config, stretch=train.stretch, mode=args.mode,
+                      flux_weight=flux_weight, seed=args.seed)
     history = model.train(train, steps=args.steps, batch_size=args.batch_size,
                           checkpoint_dir=args.checkpoint_dir,
                           checkpoint_every=args.checkpoint_every,

@@ -13,6 +13,7 @@ FITS files with the manifest last, so an interrupted write resumes.
 and `LabelledImages` ((image, label) data, for classifiers) build on it.
 """
 
+import contextlib
 import copy
 import functools
 import json
@@ -222,10 +223,14 @@ class SampleSet:
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        indices = range(len(self))
         with ThreadPoolExecutor(max(1, int(workers))) as pool:
-            made = pool.map(self.sample, indices)
-            arrays = list(ProgressBar(made, len(self)) if progress else made)
+            made = pool.map(self.sample, range(len(self)))
+            arrays = []
+            with ProgressBar(len(self)) if progress else contextlib.nullcontext() as bar:
+                for array in made:
+                    arrays.append(array)
+                    if bar is not None:
+                        bar.update()
         ids = self.manifest[self.id_column]
         return _SamplesInMemory(self, dict(zip((int(k) for k in ids), arrays)))
 

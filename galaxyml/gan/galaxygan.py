@@ -3,6 +3,7 @@
 
 import numpy as np
 from astropy import units as u
+from keras import ops
 
 from ..datasets.pairs import TrainingPairs
 from ..degrade.core import background_std, galaxygan_kernel
@@ -19,6 +20,9 @@ __all__ = ["GalaxyGAN", "GALAXYGAN_MODES"]
 #: out.  ``refine``: the network refines a Richardson-Lucy deconvolution by the known
 #: blur and is told the blur's FWHM and the noise (see `GalaxyGAN`).
 GALAXYGAN_MODES = ("paper", "refine")
+
+#: Side in pixels of the blocks in which `GalaxyGAN.flux_mismatch` compares fluxes.
+FLUX_BLOCK = 8
 
 #: FWHM (arcsec) that the refine mode's FWHM channel divides by, to keep it of order one.
 _FWHM_SCALE = 2.5
@@ -55,6 +59,12 @@ class GalaxyGAN(ImageToImageModel):
         keep bright pixels.
     l1_weight : float
         lambda of the L1 term.
+    flux_weight : float
+        Weight of a flux term added to the L1 one: the relative error of
+        each band's flux in blocks of the stamp, in nanomaggies (see
+        `flux_mismatch`).  The L1 term works in stretched units, where a
+        small offset of the sky costs little but adds up to a large flux
+        error over a galaxy's segment; 0 (the paper) leaves it out.
     mode : {'paper', 'refine'}
         See above.
     seed : int
@@ -63,13 +73,16 @@ class GalaxyGAN(ImageToImageModel):
 
     model_type = "GalaxyGAN"
     pretrained_file = "galaxygan-small.keras"
-    hyperparameters = ("l1_weight", "mode")
+    hyperparameters = ("l1_weight", "flux_weight", "mode")
 
     def __init__(self, config="small", bands=("g", "r", "i"), stretch=None, l1_weight=100.0,
-                 mode="paper", seed=0):
+                 flux_weight=0.0, mode="paper", seed=0):
         if mode not in GALAXYGAN_MODES:
             raise InvalidParameterError(f"mode must be one of {GALAXYGAN_MODES}, not {mode!r}")
+        if not flux_weight >= 0:
+            raise InvalidParameterError(f"flux_weight must be >= 0, not {flux_weight}")
         self.l1_weight = float(l1_weight)
+        self.flux_weight = float(flux_weight)
         self.mode = mode
         super().__init__(config, bands, stretch or GalaxyGANStretch(), seed)
 
@@ -94,8 +107,38 @@ class GalaxyGAN(ImageToImageModel):
                                       seed=self.seed + 1000)
 
     def reconstruction(self, target, generated):
-        """``l1_weight`` times the mean absolute error (pix2pix)."""
-        return l1_reconstruction(target, generated, self.l1_weight)
+        """``l1_weight`` times the mean absolute error (pix2pix), plus ``flux_weight``
+        times `flux_mismatch` where that weight is not zero."""
+        loss = l1_reconstruction(target, generated, self.l1_weight)
+        if self.flux_weight:
+            loss = loss + self.flux_weight * self.flux_mismatch(target, generated)
+        return loss
+
+    def flux_mismatch(self, target, generated):
+        """Flux moved or lost between blocks of the stamp, relative to the stamp's flux.
+
+        Both batches (n, ny, nx, bands), in the generator's range [-1, 1],
+        go back to nanomaggies (the generated one first limited to that
+        range, as at inference); each band's flux is summed in blocks of
+        `FLUX_BLOCK` pixels on a side; the term is the mean over images and
+        bands of the summed absolute block differences over the target's
+        summed absolute pixel values.  Blocks rather than the whole stamp,
+        so that flux missing from a galaxy's core cannot be made up by a
+        brighter sky around it; absolute pixel values, so that the term
+        stays finite on stamps of sky, where block sums of noise cancel.
+        """
+        low, high = self.stretch.network_range
+
+        def nanomaggies(batch):
+            batch = ops.clip(batch, -1.0, 1.0)
+            return self.stretch.inverse_tensor((batch + 1.0) * (0.5 * (high - low)) + low)
+
+        def block_flux(image):
+            return ops.average_pool(image, FLUX_BLOCK, FLUX_BLOCK) * FLUX_BLOCK ** 2
+
+        target, generated = nanomaggies(target), nanomaggies(generated)
+        error = ops.sum(ops.abs(block_flux(generated) - block_flux(target)), axis=(1, 2))
+        return ops.mean(error / (ops.sum(ops.abs(target), axis=(1, 2)) + 1e-12))
 
     def network_samples(self, pairs):
         """The pairs as the network trains on them: in refine mode each condition gets

@@ -7,6 +7,7 @@ from scipy.signal import fftconvolve
 from skimage.restoration import richardson_lucy as skimage_richardson_lucy
 from skimage.restoration import unsupervised_wiener
 
+from ..degrade.core import background_std
 from ..exceptions import InvalidParameterError
 from ..psf.models import normalized_kernel
 from ..utils._kernels import check_odd
@@ -179,6 +180,15 @@ def _centred_on_origin(kernel, shape):
     return np.roll(array, (-(ny // 2), -(nx // 2)), axis=(0, 1))
 
 
-#: Name -> function(image, psf, iterations) of the classical baselines.
+def _richardson_lucy_at_noise(image, psf, iterations=None):
+    """`richardson_lucy_discrepancy` of one image at its measured background noise
+    (``iterations`` is unused: the discrepancy principle chooses them)."""
+    noise = max(background_std(image), np.finfo(float).tiny)
+    return richardson_lucy_discrepancy(image, psf, noise)[0]
+
+
+#: Name -> function(image, psf, iterations) of the classical baselines.  ``RL-discrepancy``
+#: is the deconvolution that GalaxyGAN's refine mode starts from.
 DECONVOLUTION_METHODS = {"Richardson-Lucy": richardson_lucy, "Wiener": wiener,
-                         "blind": blind_deconvolution}
+                         "blind": blind_deconvolution,
+                         "RL-discrepancy": _richardson_lucy_at_noise}

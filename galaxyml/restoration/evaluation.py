@@ -82,7 +82,7 @@ def _recover(model, conditions, manifest, samples=None):
     return model.recover(conditions, fwhm=list(manifest["fwhm"]), samples=samples)
 
 
-def evaluate_restoration(models, pairs, iterations, methods=("Richardson-Lucy", "Wiener", "blind"),
+def evaluate_restoration(models, pairs, iterations, methods=tuple(DECONVOLUTION_METHODS),
                          progress=True, keep="first"):
     """Metrics of GalaxyGAN models, the baselines and the degraded input on every pair.
 
@@ -98,7 +98,7 @@ def evaluate_restoration(models, pairs, iterations, methods=("Richardson-Lucy", 
     iterations : dict
         From `tune_iterations` (methods missing there run with 10).
     methods : sequence of str
-        Baselines.
+        Baselines, names of `DECONVOLUTION_METHODS` (all by default).
     progress : bool
     keep : {'first', 'all'}
         Which images to return: those of each cell's first pair, or of

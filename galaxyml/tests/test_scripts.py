@@ -54,19 +54,22 @@ def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
     assert card["model_type"] == "GalaxyGAN" and "--steps 2" in card["training"]["command"]
     assert card["mode"] == "refine" and card["stretch"]["clip_max"] > 4  # no 4-nmgy ceiling
     assert card["training"]["wall_time_minutes"] >= 0 and card["training"]["max_shift"] == 4
+    assert card["training"]["flux_weight"] == 10  # the refine mode's default
     output = tmp_path / "evaluation"
-    assert evaluate["main"](["--model", str(model), "--field-dir", str(files.psfield.parent),
-                             "--field", field, "--size", "64", "--mag-limit", "21",
+    assert evaluate["main"](["--model", str(model), "--name", "mine",
+                             "--field-dir", str(files.psfield.parent), "--field", field,
+                             "--size", "64", "--mag-limit", "21",
                              "--max-galaxies", "1", "--tune-galaxies", "1", "--samples", "2",
                              "--coverage-galaxies", "1", "--output", str(output),
                              "--update-card", "--quiet"]) == 0
     summary = QTable.read(output / "galaxygan_summary.ecsv")
     assert len(summary) == 20
-    assert {"wins_GalaxyGAN-refine", "flux_ok_GalaxyGAN-refine",
-            "flux_error_Richardson-Lucy"} <= set(summary.colnames)
+    assert {"wins_mine", "flux_ok_mine", "flux_error_Richardson-Lucy",
+            "psnr_RL-discrepancy"} <= set(summary.colnames)
     assert (output / "galaxygan_grid.png").exists() and (output / "galaxygan_gallery.png").exists()
     card = json.loads(model.with_suffix(".json").read_text())
     assert len(card["metrics"]["cells"]) == 20 and card["uncertainty"]["scale"] > 0
+    assert card["metrics"]["name"] == "mine"
     held_out = card["uncertainty"]["held_out"]
     assert 0 <= held_out["within_1sigma"] <= held_out["within_2sigma"] <= 1
 

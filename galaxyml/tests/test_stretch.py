@@ -60,3 +60,13 @@ def test_network_range_holds_the_clipping_limits():
     # The paper's PSFGAN stretch maps negative fluxes (half the sky) below 0.
     assert low == pytest.approx(float(stretch(np.array([-0.1]))[0])) and low < 0
     assert high == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("stretch", [GalaxyGANStretch(),
+                                     PSFGANStretch(clip_max=278.0, softening=6.467)],
+                         ids=["galaxygan", "psfgan"])
+def test_inverse_tensor_is_the_inverse(stretch):
+    x = np.random.default_rng(2).uniform(stretch.clip_min, stretch.clip_max, 1000)
+    stretched = stretch(x).astype(np.float32)
+    inverse = np.asarray(stretch.inverse_tensor(stretched))
+    assert np.allclose(inverse, stretch.inverse(stretched), rtol=1e-4, atol=1e-5)

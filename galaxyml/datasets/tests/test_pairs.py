@@ -297,8 +297,9 @@ def test_data_range_stretch_clips_nothing_and_keeps_the_faint_contrast(training_
     assert stretch.inverse(stretch(np.array([peak]))) == pytest.approx(peak)
 
 
-def test_samples_in_memory_are_the_samples(galaxygan_pairs):
-    stored = galaxygan_pairs.in_memory(workers=2, progress=False)
+@pytest.mark.parametrize("progress", [False, True])
+def test_samples_in_memory_are_the_samples(galaxygan_pairs, progress):
+    stored = galaxygan_pairs.in_memory(workers=2, progress=progress)
     assert len(stored) == len(galaxygan_pairs)
     for k in (0, len(stored) - 1):
         for a, b in zip(stored.sample(k), galaxygan_pairs.sample(k)):

@@ -2,6 +2,7 @@
 import json
 
 import keras
+from keras import ops
 import numpy as np
 import pytest
 from astropy import units as u
@@ -162,13 +163,24 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.card["model_type"] == "GalaxyGAN" and loaded.bands == ("g", "r", "i")
 
 
+def test_a_card_without_mode_or_flux_weight_is_the_papers(tmp_path):
+    path = GalaxyGAN(seed=0).save(tmp_path / "old.keras")
+    card = json.loads(path.with_suffix(".json").read_text())
+    del card["mode"], card["flux_weight"]  # cards written before either existed
+    path.with_suffix(".json").write_text(json.dumps(card))
+    loaded = GalaxyGAN.load(path)
+    assert loaded.mode == "paper" and loaded.flux_weight == 0
+
+
 def test_pretrained_model_is_shipped():
     model = GalaxyGAN.pretrained()
     assert model.bands == ("g", "r", "i") and model.config == "small"
     training = model.card["training"]
     assert "scripts/train_galaxygan.py" in training["command"]
     assert training["field"] == "2583-2-136"
-    assert model.mode == "paper"  # a card without a mode is the paper's network
+    assert model.mode == "refine" and model.flux_weight == 10
+    assert model.stretch.clip_max > 4  # bright cores come back
+    assert model.card["metrics"]["n_test_galaxies"] == 20 and model.uncertainty_scale > 1
     assert model.generator.count_params() * 4 < 10e6
 
 
@@ -246,16 +258,55 @@ def test_refine_mode_needs_the_blur_and_checks_it(refine_pairs):
     assert paper.recover(degraded.data, fwhm=2.0).shape == degraded.data.shape
 
 
+def test_flux_term_is_the_relative_flux_error(refine_pairs):
+    model = GalaxyGAN(stretch=refine_pairs.stretch, mode="refine", flux_weight=10.0)
+    low, high = model.stretch.network_range
+    originals = [refine_pairs.linear_pair(k)[1].data for k in (0, 1)]
+    in_nmgy = np.stack([np.moveaxis(image, 0, -1) for image in originals])
+
+    def network_range(nanomaggies):
+        stretched = model.stretch(nanomaggies, warn=False)
+        return ((stretched - low) * (2 / (high - low)) - 1).astype(np.float32)
+
+    target = network_range(in_nmgy)
+    assert float(model.flux_mismatch(target, target)) == pytest.approx(0.0, abs=1e-6)
+    # A sky offset of 0.01 nmgy: a small change in stretched units, a flux error of
+    # 0.01 times the stamp's pixel count in nanomaggies.
+    offset = network_range(in_nmgy + 0.01)
+    assert float(ops.mean(ops.abs(offset - target))) < 0.02
+    expected = np.mean(0.01 * 64 * 64 / np.abs(model.stretch.inverse(
+        model.stretch(in_nmgy, warn=False))).sum(axis=(1, 2)))
+    assert float(model.flux_mismatch(target, offset)) == pytest.approx(expected, rel=0.02)
+    # Flux moved from the galaxy's core to the stamp's corner counts, lost and found.
+    cored, moved = in_nmgy.copy(), in_nmgy.copy()
+    cored[:, 32:40, 32:40] += 1.0
+    moved[:, 32:40, 32:40] += 0.5
+    moved[:, :8, :8] += 0.5
+    expected_moved = np.mean(2 * 0.5 * 64 / np.abs(model.stretch.inverse(
+        model.stretch(cored, warn=False))).sum(axis=(1, 2)))
+    assert float(model.flux_mismatch(network_range(cored), network_range(moved))) \
+        == pytest.approx(expected_moved, rel=0.02)
+    l1 = 100 * float(ops.mean(ops.abs(offset - target)))
+    assert float(model.reconstruction(target, offset)) == pytest.approx(
+        l1 + 10 * expected, rel=0.02)
+    paper = GalaxyGAN(stretch=refine_pairs.stretch)
+    assert float(paper.reconstruction(target, offset)) == pytest.approx(l1, rel=1e-4)
+    with pytest.raises(InvalidParameterError, match="flux_weight"):
+        GalaxyGAN(flux_weight=-1.0)
+
+
 def test_refine_mode_trains_saves_and_loads(refine_pairs, tmp_path):
-    model = GalaxyGAN(stretch=refine_pairs.stretch, mode="refine", seed=1)
+    model = GalaxyGAN(stretch=refine_pairs.stretch, mode="refine", flux_weight=5.0, seed=1)
     train = refine_pairs.subset("train")
     history = model.train(train, steps=4, batch_size=2, checkpoint_every=2, in_memory=True,
                           progress=False)
     assert np.all(np.isfinite(history["l1"]))
     assert model.card["training"]["mode"] == "refine" and model.card["training"]["steps"] == 4
+    assert model.card["training"]["flux_weight"] == 5.0
     path = model.save(tmp_path / "refine.keras")
     loaded = GalaxyGAN.load(path)
-    assert loaded.mode == "refine" and loaded.stretch.to_dict() == refine_pairs.stretch.to_dict()
+    assert loaded.mode == "refine" and loaded.flux_weight == 5.0
+    assert loaded.stretch.to_dict() == refine_pairs.stretch.to_dict()
     degraded, _ = refine_pairs.linear_pair(0)
     assert np.allclose(loaded.recover(degraded.data, fwhm=1.8),
                        model.recover(degraded.data, fwhm=1.8), atol=1e-6)

@@ -7,9 +7,9 @@ from scipy.signal import fftconvolve
 
 from galaxyml.exceptions import InvalidParameterError
 from galaxyml.psf import GaussianPSF
-from galaxyml.restoration import (blind_deconvolution, central_segment, flux_error, psnr,
+from galaxyml.restoration import (DECONVOLUTION_METHODS, central_segment, flux_error, psnr,
                                   residual_rms, richardson_lucy, richardson_lucy_discrepancy, ssim,
-                                  summarize_restoration, wiener)
+                                  summarize_restoration)
 
 
 def blurred_source(noise=0.0):
@@ -20,7 +20,7 @@ def blurred_source(noise=0.0):
     return image, blurred + np.random.default_rng(0).normal(0, noise, image.shape), kernel
 
 
-@pytest.mark.parametrize("method", [richardson_lucy, blind_deconvolution, wiener])
+@pytest.mark.parametrize("method", DECONVOLUTION_METHODS.values(), ids=DECONVOLUTION_METHODS)
 def test_deconvolution_sharpens(method):
     truth, blurred, kernel = blurred_source(noise=1e-3)
     restored = method(blurred, kernel, 20)
@@ -77,9 +77,9 @@ def test_evaluation_on_simulated_pairs(training_field):
     assert set(best["blind"].values()) <= {1, 5, 20}
     test = pairs.subset("test")
     runs, examples = evaluate_restoration(GalaxyGAN(seed=0), test, best, progress=False)
-    assert len(runs) == 5 * len(test)
+    assert len(runs) == 6 * len(test)
     assert set(runs["method"]) == {"GalaxyGAN", "degraded", "Richardson-Lucy", "Wiener",
-                                   "blind"}
+                                   "blind", "RL-discrepancy"}
     summary = summarize_restoration(runs)
     assert len(summary) == 2 and "wins_GalaxyGAN" in summary.colnames
     # Deconvolution helps where the blur is strong and the noise modest.
