@@ -14,7 +14,7 @@ from .base import ImageToImageModel
 from .conditional_gan import l1_reconstruction
 from .networks import NETWORK_CONFIGS, patchgan_discriminator, unet_generator
 
-__all__ = ["GalaxyGAN", "GALAXYGAN_MODES"]
+__all__ = ["GalaxyGAN", "GALAXYGAN_MODES", "FLUX_BLOCK"]
 
 #: ``paper``: the pix2pix of Schawinski et al. (2017), degraded image in, restored image
 #: out.  ``refine``: the network refines a Richardson-Lucy deconvolution by the known
