@@ -33,10 +33,6 @@ from .selection import galaxy_catalog, split_by_region
 __all__ = ["TrainingPairs", "make_galaxygan_pairs", "make_psfgan_pairs", "galaxygan_grid",
            "degradation_distribution", "data_range_stretch", "cut_galaxy_stamps"]
 
-#: Softening (per nanomaggy) of `data_range_stretch`: the GalaxyGAN stretch's, whose
-#: asinh turns over at 4.1 / 10 = 0.41 nanomaggies.
-GALAXYGAN_SOFTENING = 1 / 0.41
-
 
 def galaxygan_grid(fwhms=GALAXYGAN_FWHM_GRID, sigmas=GALAXYGAN_SIGMA_GRID):
     """The (fwhm, sigma) cells of a degradation grid; the paper's 4 x 5 by default."""

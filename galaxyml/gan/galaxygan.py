@@ -6,9 +6,9 @@ from astropy import units as u
 from keras import ops
 
 from ..datasets.pairs import TrainingPairs
-from ..degrade.core import background_std, galaxygan_kernel
+from ..degrade.core import galaxygan_kernel
 from ..exceptions import InvalidParameterError
-from ..restoration.baselines import richardson_lucy_discrepancy
+from ..restoration.baselines import richardson_lucy_at_noise
 from ..stretch import GalaxyGANStretch
 from .base import ImageToImageModel
 from .conditional_gan import l1_reconstruction
@@ -217,9 +217,7 @@ class GalaxyGAN(ImageToImageModel):
         if fwhm.size != 1 or not fwhm.value > 0:
             raise InvalidParameterError(f"fwhm must be one positive angle, not {fwhm}")
         data = np.asarray(data, float)
-        noise = np.array([background_std(plane) for plane in data])
-        noise = np.where(noise > 0, noise, np.finfo(float).tiny)
-        deconvolved, _ = richardson_lucy_discrepancy(data, galaxygan_kernel(fwhm), noise)
+        deconvolved, noise = richardson_lucy_at_noise(data, galaxygan_kernel(fwhm))
         shape = data.shape[1:]
         planes = [*self._stretched(data), *self._stretched(deconvolved),
                   *(np.full(shape, np.log10(level) + 2) for level in noise),

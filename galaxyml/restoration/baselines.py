@@ -13,7 +13,7 @@ from ..psf.models import normalized_kernel
 from ..utils._kernels import check_odd
 
 __all__ = ["richardson_lucy", "wiener", "blind_deconvolution", "richardson_lucy_discrepancy",
-           "DECONVOLUTION_METHODS"]
+           "richardson_lucy_at_noise", "DECONVOLUTION_METHODS"]
 
 
 def _offset(image):
@@ -180,11 +180,34 @@ def _centred_on_origin(kernel, shape):
     return np.roll(array, (-(ny // 2), -(nx // 2)), axis=(0, 1))
 
 
+def richardson_lucy_at_noise(images, psf):
+    """`richardson_lucy_discrepancy` at each band's measured background noise.
+
+    The deconvolution GalaxyGAN's refine mode starts from.
+
+    Parameters
+    ----------
+    images : array (n_bands, ny, nx) or (ny, nx)
+        Sky-subtracted images.
+    psf : 2-D array
+        The known PSF (the blur to undo).
+
+    Returns
+    -------
+    estimate : array, shape of ``images``
+    noise : array (n_bands,)
+        The measured noise of each band (floored just above zero).
+    """
+    images = np.asarray(images, float)
+    planes = images[None] if images.ndim == 2 else images
+    noise = np.array([max(background_std(plane), np.finfo(float).tiny) for plane in planes])
+    return richardson_lucy_discrepancy(images, psf, noise)[0], noise
+
+
 def _richardson_lucy_at_noise(image, psf, iterations=None):
-    """`richardson_lucy_discrepancy` of one image at its measured background noise
-    (``iterations`` is unused: the discrepancy principle chooses them)."""
-    noise = max(background_std(image), np.finfo(float).tiny)
-    return richardson_lucy_discrepancy(image, psf, noise)[0]
+    """`richardson_lucy_at_noise` as a baseline (``iterations`` is unused: the
+    discrepancy principle chooses them)."""
+    return richardson_lucy_at_noise(image, psf)[0]
 
 
 #: Name -> function(image, psf, iterations) of the classical baselines.  ``RL-discrepancy``
