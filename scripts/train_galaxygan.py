@@ -10,18 +10,20 @@ training galaxy (r < 21 by default: all the selection keeps) gets
 sigma 1-12 (log-uniform), which encloses the paper's grid, and a random
 shift of up to ``--max-shift`` pixels; training adds flips and rotations.
 The stretch clips nothing the training stamps hold (``--stretch data``).
-Pairs are made once and kept in memory.  Training stops after ``--steps``
+In refine mode the loss weighs L1 at 10000 and the flux term at 1000 against
+the GAN term's 1 (pix2pix: 100 and none).  Pairs are made once and kept in
+memory.  Training stops after ``--steps``
 or ``--minutes``, at a checkpoint; run the same command again after a
 crash to resume.  The model card records the exact command and the wall
 time.
 
 A refine-mode model on the example field::
 
-    python scripts/train_galaxygan.py --mode refine --minutes 38 \\
+    python scripts/train_galaxygan.py --mode refine --minutes 120 \\
         --output galaxygan-refine-small.keras
 
-(the card records the exact command; the shipped model is still the earlier paper-mode
-one, see its card).  To train on your own field, point
+(the card records the exact command; the shipped model's card lists the resumed runs
+that made it, in ``training.phases``).  To train on your own field, point
 ``--field-dir`` at its frame, psField and fpM files.
 """
 
@@ -37,6 +39,10 @@ from galaxyml.datasets import (degradation_distribution, example_field_dir, gala
                                local_field_files, make_galaxygan_pairs)
 from galaxyml.gan import GALAXYGAN_MODES, GalaxyGAN
 from galaxyml.stretch import GalaxyGANStretch
+
+#: The refine mode's L1 weight: the GAN term weighs a hundredth of pix2pix's, as its
+#: texture, uncorrelated with the true noise, costs PSNR and SSIM (see docs/gan.rst).
+REFINE_L1_WEIGHT = 10000.0
 
 
 def parser():
@@ -58,9 +64,14 @@ def parser():
     parser.add_argument("--stretch", default="data", choices=["data", "paper"],
                         help="'data': clip nothing the training stamps hold; 'paper': the "
                              "paper's stretch, clipped at 4 nanomaggies")
+    parser.add_argument("--l1-weight", type=float, default=None,
+                        help="weight of the L1 term against the GAN term's 1 (GalaxyGAN's "
+                             "l1_weight; default 100, pix2pix's, in paper mode and 10000 in "
+                             "refine mode, where GAN texture costs PSNR and SSIM)")
     parser.add_argument("--flux-weight", type=float, default=None,
-                        help="weight of the flux term (GalaxyGAN's flux_weight; default 10 in "
-                             "refine mode, 0, the paper's loss, in paper mode)")
+                        help="weight of the flux term (GalaxyGAN's flux_weight; default a "
+                             "tenth of the L1 weight in refine mode, 0, the paper's loss, in "
+                             "paper mode)")
     parser.add_argument("--steps", type=int, default=100000)
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop at the first checkpoint after this many minutes")
@@ -86,6 +97,17 @@ def field_pairs(args):
     return pairs, catalog
 
 
+def loss_weights(args):
+    """(l1_weight, flux_weight): the options, or the mode's defaults."""
+    l1_weight = args.l1_weight
+    if l1_weight is None:
+        l1_weight = REFINE_L1_WEIGHT if args.mode == "refine" else 100.0
+    flux_weight = args.flux_weight
+    if flux_weight is None:
+        flux_weight = 0.1 * l1_weight if args.mode == "refine" else 0.0
+    return l1_weight, flux_weight
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     command = " ".join(["python", "scripts/train_galaxygan.py"]
@@ -97,11 +119,9 @@ def main(argv=None):
     print(f"{len(catalog)} galaxies selected ({catalog.meta['selection']}); training on "
           f"{len(galaxies)} (RA below the median), {len(train)} pairs, stretch "
           f"{train.stretch.to_dict()}")
-    flux_weight = args.flux_weight
-    if flux_weight is None:
-        flux_weight = 10.0 if args.mode == "refine" else 0.0
+    l1_weight, flux_weight = loss_weights(args)
     model = GalaxyGAN(config=args.config, stretch=train.stretch, mode=args.mode,
-                      flux_weight=flux_weight, seed=args.seed)
+                      l1_weight=l1_weight, flux_weight=flux_weight, seed=args.seed)
     history = model.train(train, steps=args.steps, batch_size=args.batch_size,
                           checkpoint_dir=args.checkpoint_dir,
                           checkpoint_every=args.checkpoint_every,

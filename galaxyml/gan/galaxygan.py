@@ -58,7 +58,9 @@ class GalaxyGAN(ImageToImageModel):
         pairs made with ``stretch='data'`` and pass their ``stretch`` to
         keep bright pixels.
     l1_weight : float
-        lambda of the L1 term.
+        lambda of the L1 term, against the GAN term's 1: 100 in pix2pix; a
+        larger one trades the GAN's invented texture for PSNR and SSIM
+        (``scripts/train_galaxygan.py`` uses 10000 in refine mode).
     flux_weight : float
         Weight of a flux term added to the L1 one: the relative error of
         each band's flux in blocks of the stamp, in nanomaggies (see

@@ -54,7 +54,8 @@ def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
     assert card["model_type"] == "GalaxyGAN" and "--steps 2" in card["training"]["command"]
     assert card["mode"] == "refine" and card["stretch"]["clip_max"] > 4  # no 4-nmgy ceiling
     assert card["training"]["wall_time_minutes"] >= 0 and card["training"]["max_shift"] == 4
-    assert card["training"]["flux_weight"] == 10  # the refine mode's default
+    # The refine mode's defaults: GAN texture down a hundredfold, flux a tenth of L1.
+    assert card["training"]["l1_weight"] == 10000 and card["training"]["flux_weight"] == 1000
     output = tmp_path / "evaluation"
     assert evaluate["main"](["--model", str(model), "--name", "mine",
                              "--field-dir", str(files.psfield.parent), "--field", field,

@@ -178,7 +178,7 @@ def test_pretrained_model_is_shipped():
     training = model.card["training"]
     assert "scripts/train_galaxygan.py" in training["command"]
     assert training["field"] == "2583-2-136"
-    assert model.mode == "refine" and model.flux_weight == 10
+    assert model.mode == "refine" and (model.l1_weight, model.flux_weight) == (10000, 1000)
     assert model.stretch.clip_max > 4  # bright cores come back
     assert model.card["metrics"]["n_test_galaxies"] == 20 and model.uncertainty_scale > 1
     assert model.generator.count_params() * 4 < 10e6
