@@ -359,10 +359,15 @@ class ImageToImageModel(SavedModel):
         low, high = self.stretch.network_range
         return (stretched - low) * (2 / (high - low)) - 1
 
+    def _from_generator_range(self, output):
+        """[-1, 1] mapped back to ``network_range`` (arrays or tensors): `_to_generator_range`'s
+        inverse."""
+        low, high = self.stretch.network_range
+        return low + (output + 1) * ((high - low) / 2)
+
     def _from_network(self, output):
         """Generator output (ny, nx, n_bands) in [-1, 1] -> nanomaggies, same axes."""
-        low, high = self.stretch.network_range
-        return self.stretch.inverse(low + (output + 1) * ((high - low) / 2))
+        return self.stretch.inverse(self._from_generator_range(output))
 
     def _draws(self, tiles, samples, batch_size):
         """Generator outputs for the tiles: one run, or ``samples`` runs with dropout on."""

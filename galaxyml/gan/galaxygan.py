@@ -129,11 +129,9 @@ class GalaxyGAN(ImageToImageModel):
         brighter sky around it; absolute pixel values, so that the term
         stays finite on stamps of sky, where block sums of noise cancel.
         """
-        low, high = self.stretch.network_range
-
         def nanomaggies(batch):
-            batch = ops.clip(batch, -1.0, 1.0)
-            return self.stretch.inverse_tensor((batch + 1.0) * (0.5 * (high - low)) + low)
+            return self.stretch.inverse_tensor(
+                self._from_generator_range(ops.clip(batch, -1.0, 1.0)))
 
         def block_flux(image):
             return ops.average_pool(image, FLUX_BLOCK, FLUX_BLOCK) * FLUX_BLOCK ** 2

@@ -260,13 +260,11 @@ def test_refine_mode_needs_the_blur_and_checks_it(refine_pairs):
 
 def test_flux_term_is_the_relative_flux_error(refine_pairs):
     model = GalaxyGAN(stretch=refine_pairs.stretch, mode="refine", flux_weight=10.0)
-    low, high = model.stretch.network_range
     originals = [refine_pairs.linear_pair(k)[1].data for k in (0, 1)]
     in_nmgy = np.stack([np.moveaxis(image, 0, -1) for image in originals])
 
     def network_range(nanomaggies):
-        stretched = model.stretch(nanomaggies, warn=False)
-        return ((stretched - low) * (2 / (high - low)) - 1).astype(np.float32)
+        return model._to_generator_range(model.stretch(nanomaggies, warn=False)).astype(np.float32)
 
     target = network_range(in_nmgy)
     assert float(model.flux_mismatch(target, target)) == pytest.approx(0.0, abs=1e-6)
