@@ -30,8 +30,8 @@ from galaxyml.datasets import (example_field_dir, galaxy_catalog, local_field_fi
 from galaxyml.gan import GalaxyGAN
 from galaxyml.io.writing import atomic_output
 from galaxyml.restoration import (DECONVOLUTION_METHODS, evaluate_restoration,
-                                  plot_restoration_grid, summarize_restoration, tune_iterations,
-                                  uncertainty_coverage)
+                                  fit_uncertainty_calibration, plot_restoration_grid,
+                                  summarize_restoration, tune_iterations, uncertainty_coverage)
 from galaxyml.visualization import image_norm, save_figure
 
 
@@ -62,7 +62,7 @@ def parser():
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--update-card", action="store_true",
                         help="record the results in the models' cards (and the first model's "
-                             "uncertainty scale)")
+                             "uncertainty calibration)")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -89,14 +89,13 @@ def first_galaxies(pairs, n):
 
 
 def calibrate_uncertainty(model, train, test, args):
-    """Fit the spread's scale on training pairs; the held-out coverage with it."""
-    raw = uncertainty_coverage(model, first_galaxies(train, args.coverage_galaxies), args.samples)
-    scale = model.uncertainty_scale * raw["scale_68"]
-    model.card["uncertainty"] = {"scale": scale}
+    """Fit the spread's calibration on training pairs; the held-out coverage with it."""
+    calibration = fit_uncertainty_calibration(model, first_galaxies(train, args.coverage_galaxies),
+                                              args.samples)
+    model.card["uncertainty"] = calibration
     held_out = uncertainty_coverage(model, first_galaxies(test, args.coverage_galaxies),
                                     args.samples)
-    return {"scale": scale, "samples": args.samples, "training_before_scaling": raw,
-            "held_out": held_out}
+    return {**calibration, "samples": args.samples, "held_out": held_out}
 
 
 def gallery(examples, cells, models, uncertainty):
@@ -142,6 +141,7 @@ def card_metrics(summary, name, command):
             "command": command, "name": name, "n_test_galaxies": summary.meta["n_test_galaxies"],
             "cells_won": int(summary[f"wins_{name}"].sum()),
             "cells_flux_ok": int(summary[f"flux_ok_{name}"].sum()),
+            "cells_flux_grown_ok": int(summary[f"flux_grown_ok_{name}"].sum()),
             "cells": [{"fwhm_arcsec": float(row["fwhm"].value), "sigma": float(row["sigma"]),
                        **{c: float(row[c]) for c in columns},
                        "margin_psnr": float(row[f"margin_psnr_{name}"]),
@@ -152,7 +152,8 @@ def card_metrics(summary, name, command):
 def print_table(summary, models):
     """The per-cell table: every method's PSNR, SSIM and flux error, and the margins."""
     methods = ["degraded", *models, *DECONVOLUTION_METHODS]
-    for metric, form in (("psnr", "{:6.2f}"), ("ssim", "{:6.3f}"), ("flux_error", "{:6.3f}")):
+    for metric, form in (("psnr", "{:6.2f}"), ("ssim", "{:6.3f}"), ("flux_error", "{:6.3f}"),
+                         ("flux_error_grown", "{:6.3f}")):
         print(f"\nmean {metric} per cell")
         print(f"{'FWHM':>5} {'sigma':>5} " + " ".join(f"{m:>20}" for m in methods))
         for row in summary:
@@ -164,7 +165,8 @@ def print_table(summary, models):
             print(f"{row['fwhm'].value:5.1f} {row['sigma']:5.1f} "
                   f"{row[f'margin_psnr_{model}']:+6.2f} {row[f'margin_ssim_{model}']:+7.3f} "
                   f"{'wins' if row[f'wins_{model}'] else 'LOSES'} flux "
-                  f"{'ok' if row[f'flux_ok_{model}'] else 'WORSE than RL'}")
+                  f"{'ok' if row[f'flux_ok_{model}'] else 'WORSE than RL'}, grown segment "
+                  f"{'ok' if row[f'flux_grown_ok_{model}'] else 'WORSE than RL'}")
 
 
 def main(argv=None):
@@ -218,12 +220,16 @@ def main(argv=None):
         print(f"{name} beats the best baseline in PSNR and SSIM in "
               f"{int(summary[f'wins_{name}'].sum())} of {len(summary)} cells; its flux error is "
               f"no worse than Richardson-Lucy's in {int(summary[f'flux_ok_{name}'].sum())} "
-              f"({summary.meta['n_test_galaxies']} held-out galaxies)")
+              f"(in the grown segment: {int(summary[f'flux_grown_ok_{name}'].sum())}; "
+              f"{summary.meta['n_test_galaxies']} held-out galaxies)")
     if args.samples:
         held_out = summary.meta["uncertainty"]["held_out"]
-        print(f"{list(models)[0]} uncertainty ({args.samples} draws, scale "
-              f"{summary.meta['uncertainty']['scale']:.2f}): {held_out['within_1sigma']:.3f} of "
-              f"held-out pixels within 1 sigma, {held_out['within_2sigma']:.3f} within 2 sigma")
+        calibration = summary.meta["uncertainty"]
+        print(f"{list(models)[0]} uncertainty ({args.samples} draws, "
+              f"{calibration['scale']:.3g} x spread ** {calibration['exponent']:.3f}): "
+              f"{held_out['within_1sigma']:.3f} of held-out pixels within 1 sigma, "
+              f"{held_out['within_2sigma']:.3f} within 2 sigma (galaxies: "
+              f"{held_out['within_1sigma_galaxy']:.3f}, {held_out['within_2sigma_galaxy']:.3f})")
     return 0
 
 

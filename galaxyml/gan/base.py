@@ -79,11 +79,20 @@ class ImageToImageModel(SavedModel):
         self.generator = self.build_generator()
 
     @property
-    def uncertainty_scale(self):
-        """Factor on the dropout draws' spread that makes it a calibrated 1-sigma
-        uncertainty: the model card's ``uncertainty['scale']``, fitted on training
-        pairs (1 where the card has none)."""
-        return float(self.card.get("uncertainty", {}).get("scale", 1.0))
+    def uncertainty_calibration(self):
+        """``(scale, exponent)`` that turn the dropout draws' spread into a calibrated
+        1-sigma uncertainty, ``scale * spread ** exponent`` with the spread in
+        nanomaggies: the model card's ``uncertainty``, fitted on training pairs by
+        `~galaxyml.restoration.fit_uncertainty_calibration` (``(1, 1)``, the raw
+        spread, where the card has none)."""
+        calibration = self.card.get("uncertainty", {})
+        return float(calibration.get("scale", 1.0)), float(calibration.get("exponent", 1.0))
+
+    def calibrated_uncertainty(self, spread):
+        """The 1-sigma uncertainty (nanomaggies) for a spread of dropout draws (nanomaggies),
+        through `uncertainty_calibration`."""
+        scale, exponent = self.uncertainty_calibration
+        return scale * np.asarray(spread) ** exponent
 
     @property
     def tile_size(self):
@@ -340,7 +349,7 @@ class ImageToImageModel(SavedModel):
                                                data.shape[1:], overlap))
                 for run in runs])
             mean, spread = _mean_and_spread(draws, samples)
-            results.append((mean, None if spread is None else spread * self.uncertainty_scale))
+            results.append((mean, None if spread is None else self.calibrated_uncertainty(spread)))
         return results
 
     def _network_input(self, data):

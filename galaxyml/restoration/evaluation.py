@@ -5,19 +5,28 @@ from collections.abc import Mapping
 
 import numpy as np
 from astropy import units as u
+from scipy.ndimage import binary_dilation
 from astropy.table import QTable
 from astropy.utils.console import ProgressBar
 
 from ..degrade.core import background_std
 from ..degrade.core import galaxygan_kernel
+from ..exceptions import InvalidParameterError
 from .baselines import DECONVOLUTION_METHODS
 from .metrics import central_segment, flux_error, psnr, residual_rms, ssim
 
-__all__ = ["ITERATION_CANDIDATES", "deconvolve", "tune_iterations", "evaluate_restoration",
-           "summarize_restoration", "plot_restoration_grid", "uncertainty_coverage"]
+__all__ = ["ITERATION_CANDIDATES", "SEGMENT_GROWTH", "deconvolve", "tune_iterations",
+           "evaluate_restoration", "summarize_restoration", "plot_restoration_grid",
+           "uncertainty_coverage", "fit_uncertainty_calibration", "power_law_calibration"]
 
 #: Iteration counts tried for the iterative baselines on the training side.
 ITERATION_CANDIDATES = (1, 2, 3, 5, 10, 20, 40)
+
+#: Pixels by which the galaxy's segment is grown for the second flux measure,
+#: ``flux_error_grown``.  The segment is where the noisy original lies above 2 sigma, so
+#: its edge follows that image's noise, and a restoration (smoother than the original)
+#: puts part of the faint edge's flux just outside it.
+SEGMENT_GROWTH = 2
 
 
 def deconvolve(method, data, fwhm, iterations):
@@ -109,8 +118,10 @@ def evaluate_restoration(models, pairs, iterations, methods=tuple(DECONVOLUTION_
     runs : `~astropy.table.QTable`
         One row per pair and method: ``pair_id``, ``galaxy_id``, ``fwhm``,
         ``sigma``, ``method``, ``psnr``, ``ssim`` (stretched),
-        ``flux_error`` (in the galaxy's segment), ``residual_rms`` (in units
-        of the original noise); ``meta['models']`` lists the models' names.
+        ``flux_error`` (in the galaxy's segment), ``flux_error_grown`` (in
+        that segment grown by `SEGMENT_GROWTH` pixels), ``residual_rms`` (in
+        units of the original noise); ``meta['models']`` lists the models'
+        names.
     examples : dict
         (fwhm, sigma) -> {name: (n_bands, ny, nx) image} of the first pair
         of each cell; with ``keep='all'``, pair_id -> the same for every pair.
@@ -131,21 +142,24 @@ def evaluate_restoration(models, pairs, iterations, methods=tuple(DECONVOLUTION_
         for method in methods:
             count = iterations.get(method, {}).get((fwhm, sigma), 10)
             estimates[method] = deconvolve(method, condition.data, fwhm, count)
-        reference = target.data[target.data.shape[0] // 2]
+        middle = target.data.shape[0] // 2
+        reference = target.data[middle]
         segment = central_segment(reference)
+        segments = (None, None) if segment is None else (
+            segment, binary_dilation(segment, iterations=SEGMENT_GROWTH))
         noise = background_std(reference)
         stretched_target = stretch(target.data, warn=False)
         for name, estimate in estimates.items():
             stretched = stretch(estimate, warn=False)
+            flux_errors = [np.nan if region is None else
+                           flux_error(reference, estimate[middle], region) for region in segments]
             rows.append((int(manifest["pair_id"][k]), int(manifest["galaxy_id"][k]), fwhm, sigma,
                          name, psnr(stretched_target, stretched), ssim(stretched_target, stretched),
-                         np.nan if segment is None else flux_error(
-                             reference, estimate[target.data.shape[0] // 2], segment),
-                         residual_rms(target.data, estimate, noise)))
+                         *flux_errors, residual_rms(target.data, estimate, noise)))
         key = int(manifest["pair_id"][k]) if keep == "all" else (fwhm, sigma)
         examples.setdefault(key, dict(estimates, original=target.data))
     runs = QTable(rows=rows, names=["pair_id", "galaxy_id", "fwhm", "sigma", "method", "psnr",
-                                    "ssim", "flux_error", "residual_rms"])
+                                    "ssim", "flux_error", "flux_error_grown", "residual_rms"])
     runs["fwhm"].unit = u.arcsec
     runs["psnr"].unit = u.dB
     runs.meta["models"] = list(models)
@@ -159,14 +173,17 @@ def summarize_restoration(runs):
     -------
     summary : `~astropy.table.QTable`
         One row per cell: ``fwhm``, ``sigma``, mean ``psnr_<method>``,
-        ``ssim_<method>``, ``flux_error_<method>`` (of the absolute
-        relative errors) and ``residual_rms_<method>`` for every method,
+        ``ssim_<method>``, ``flux_error_<method>`` and
+        ``flux_error_grown_<method>`` (of the absolute relative errors,
+        the second where ``runs`` has it) and ``residual_rms_<method>`` for
+        every method,
         ``best_baseline_psnr`` / ``best_baseline_ssim`` (the best classical
         method's name), and for each model M (``runs.meta['models']``,
         ``['GalaxyGAN']`` by default): ``margin_psnr_M`` / ``margin_ssim_M``
         (M minus the best baseline), ``wins_M`` (both margins positive)
-        and, where Richardson-Lucy was run, ``flux_ok_M`` (a mean flux
-        error no larger than Richardson-Lucy's).
+        and, where Richardson-Lucy was run, ``flux_ok_M`` and
+        ``flux_grown_ok_M`` (a mean flux error no larger than
+        Richardson-Lucy's, in the segment and in the grown segment).
     """
     methods = list(dict.fromkeys(runs["method"]))
     models = [m for m in runs.meta.get("models", ["GalaxyGAN"]) if m in methods]
@@ -175,14 +192,16 @@ def summarize_restoration(runs):
     summary = QTable()
     summary["fwhm"] = [f for f, _ in cells] * u.arcsec
     summary["sigma"] = [s for _, s in cells]
-    for metric in ("psnr", "ssim", "flux_error", "residual_rms"):
+    metrics = [metric for metric in ("psnr", "ssim", "flux_error", "flux_error_grown",
+                                     "residual_rms") if metric in runs.colnames]
+    for metric in metrics:
         for method in methods:
             values = []
             for fwhm, sigma in cells:
                 chosen = ((runs["method"] == method) & np.isclose(runs["fwhm"].value, fwhm)
                           & np.isclose(runs["sigma"], sigma))
                 data = np.asarray(runs[metric][chosen], float)
-                values.append(np.nanmean(np.abs(data)) if metric == "flux_error"
+                values.append(np.nanmean(np.abs(data)) if metric.startswith("flux_error")
                               else np.nanmean(data))
             summary[f"{metric}_{method}"] = values
     for metric in ("psnr", "ssim"):
@@ -194,8 +213,11 @@ def summarize_restoration(runs):
         summary[f"wins_{model}"] = ((summary[f"margin_psnr_{model}"] > 0)
                                     & (summary[f"margin_ssim_{model}"] > 0))
         if "Richardson-Lucy" in methods:
-            summary[f"flux_ok_{model}"] = (summary[f"flux_error_{model}"]
-                                           <= summary["flux_error_Richardson-Lucy"])
+            for metric, check in (("flux_error", "flux_ok"),
+                                  ("flux_error_grown", "flux_grown_ok")):
+                if metric in metrics:
+                    summary[f"{check}_{model}"] = (summary[f"{metric}_{model}"]
+                                                   <= summary[f"{metric}_Richardson-Lucy"])
     summary.meta["models"] = models
     return summary
 
@@ -204,8 +226,10 @@ def uncertainty_coverage(model, pairs, samples=10, scale=None):
     """How often the true pixels lie within 1 and 2 sigma of a model's sampled recovery.
 
     Each degraded image of ``pairs`` is recovered with ``samples`` dropout
-    draws; sigma is their per-pixel spread (times ``scale``).  For a
-    calibrated Gaussian uncertainty the fractions are 0.683 and 0.954.
+    draws; sigma is the model's calibrated uncertainty
+    (`~galaxyml.gan.ImageToImageModel.calibrated_uncertainty` of their
+    per-pixel spread), times ``scale``.  For a calibrated Gaussian
+    uncertainty the fractions are 0.683 and 0.954.
 
     Parameters
     ----------
@@ -214,8 +238,8 @@ def uncertainty_coverage(model, pairs, samples=10, scale=None):
     samples : int
         Dropout draws per image.
     scale : float, optional
-        Multiply the spread by this; by default the model's own
-        ``uncertainty_scale`` is already applied and nothing more.
+        Multiply the uncertainty by this (by default nothing more than the
+        model's own calibration is applied).
 
     Returns
     -------
@@ -225,24 +249,93 @@ def uncertainty_coverage(model, pairs, samples=10, scale=None):
         the galaxies' segments), ``scale_68`` (the factor on sigma that
         would put 68.3% of all pixels within 1 sigma) and ``n_pixels``.
     """
-    linear = [pairs.linear_pair(k) for k in range(len(pairs))]
-    outputs = _recover(model, [condition.data for condition, _ in linear], pairs.manifest,
-                       samples=samples)
-    z_all, z_galaxy = [], []
-    for (_, target), (mean, std) in zip(linear, outputs):
-        spread = std * (1.0 if scale is None else scale)
-        z = np.abs(mean - target.data) / np.maximum(spread, np.finfo(np.float32).tiny)
-        z_all.append(z.ravel())
-        segment = central_segment(target.data[target.data.shape[0] // 2])
-        if segment is not None:
-            z_galaxy.append(z[:, segment].ravel())
-    z_all = np.concatenate(z_all)
-    z_galaxy = np.concatenate(z_galaxy) if z_galaxy else np.array([np.nan])
+    residuals, sigmas, segments = _sampled_residuals(model, pairs, samples)
+    z = [np.abs(r) / np.maximum(s * (1.0 if scale is None else scale), np.finfo(np.float32).tiny)
+         for r, s in zip(residuals, sigmas)]
+    z_all = np.concatenate([values.ravel() for values in z])
+    galaxy = [values[:, segment].ravel() for values, segment in zip(z, segments)
+              if segment is not None]
+    z_galaxy = np.concatenate(galaxy) if galaxy else np.array([np.nan])
     return {"within_1sigma": float(np.mean(z_all <= 1)),
             "within_2sigma": float(np.mean(z_all <= 2)),
             "within_1sigma_galaxy": float(np.mean(z_galaxy <= 1)),
             "within_2sigma_galaxy": float(np.mean(z_galaxy <= 2)),
             "scale_68": float(np.quantile(z_all, 0.6827)), "n_pixels": int(z_all.size)}
+
+
+def fit_uncertainty_calibration(model, pairs, samples=10):
+    """Fit the calibration ``sigma = scale * spread ** exponent`` of a model's dropout spread.
+
+    The dropout spread grows with the error, but not in proportion: a
+    spread ten times larger (a galaxy's core against the sky) marks an
+    error about four times larger.  So the exponent is the slope of a
+    least-squares line through log |true - recovered| against log spread,
+    and the scale puts 68.3% of the true pixels within 1 sigma
+    (`power_law_calibration`).  The fit is made on top of the model's
+    current calibration and composed with it.
+
+    Parameters
+    ----------
+    model : `~galaxyml.gan.GalaxyGAN`
+    pairs : `~galaxyml.datasets.TrainingPairs`
+        Training pairs (not the ones the calibration will be judged on).
+    samples : int
+        Dropout draws per image.
+
+    Returns
+    -------
+    calibration : dict
+        ``scale`` and ``exponent``, for the model card's ``uncertainty``
+        (spreads in nanomaggies).
+    """
+    residuals, sigmas, _ = _sampled_residuals(model, pairs, samples)
+    scale, exponent = power_law_calibration(np.concatenate([r.ravel() for r in residuals]),
+                                            np.concatenate([s.ravel() for s in sigmas]))
+    old_scale, old_exponent = model.uncertainty_calibration
+    return {"scale": float(scale * old_scale ** exponent),
+            "exponent": float(exponent * old_exponent)}
+
+
+def power_law_calibration(residual, spread):
+    """``(scale, exponent)`` such that ``scale * spread ** exponent`` is a 1-sigma error.
+
+    The exponent is the slope of the least-squares line through
+    log |residual| against log spread (pixels where either is zero left
+    out), floored at 0: a spread that falls as the error grows carries no
+    usable information.  The scale puts 68.3% of the residuals within
+    1 sigma.
+
+    Parameters
+    ----------
+    residual, spread : array
+        Errors of an estimate, and the spreads meant to predict them.
+
+    Raises
+    ------
+    InvalidParameterError
+        Fewer than two pixels where both are non-zero.
+    """
+    residual, spread = np.abs(np.ravel(residual)), np.ravel(spread)
+    usable = (residual > 0) & (spread > 0)
+    if usable.sum() < 2:
+        raise InvalidParameterError("fewer than two pixels with a non-zero spread and "
+                                    "residual to fit the uncertainty's calibration on")
+    exponent = max(float(np.polyfit(np.log(spread[usable]), np.log(residual[usable]), 1)[0]),
+                   0.0)
+    scale = float(np.quantile(residual[usable] / spread[usable] ** exponent, 0.6827))
+    return scale, exponent
+
+
+def _sampled_residuals(model, pairs, samples):
+    """Per pair: recovered - true (n_bands, ny, nx), the calibrated uncertainty of
+    ``samples`` dropout draws, and the galaxy's segment in the middle band (or None)."""
+    linear = [pairs.linear_pair(k) for k in range(len(pairs))]
+    outputs = _recover(model, [condition.data for condition, _ in linear], pairs.manifest,
+                       samples=samples)
+    residuals = [mean - target.data for (_, target), (mean, _) in zip(linear, outputs)]
+    sigmas = [std for _, std in outputs]
+    segments = [central_segment(target.data[target.data.shape[0] // 2]) for _, target in linear]
+    return residuals, sigmas, segments
 
 
 def plot_restoration_grid(summary, figure=None):

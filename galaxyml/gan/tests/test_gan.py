@@ -180,7 +180,11 @@ def test_pretrained_model_is_shipped():
     assert training["field"] == "2583-2-136"
     assert model.mode == "refine" and (model.l1_weight, model.flux_weight) == (10000, 1000)
     assert model.stretch.clip_max > 4  # bright cores come back
-    assert model.card["metrics"]["n_test_galaxies"] == 20 and model.uncertainty_scale > 1
+    assert model.card["metrics"]["n_test_galaxies"] == 20
+    assert model.card["metrics"]["cells_won"] == 20
+    assert 0 <= model.card["metrics"]["cells_flux_grown_ok"] <= 20
+    scale, exponent = model.uncertainty_calibration
+    assert scale > 0 and 0 < exponent < 1
     assert model.generator.count_params() * 4 < 10e6
 
 
@@ -310,15 +314,29 @@ def test_refine_mode_trains_saves_and_loads(refine_pairs, tmp_path):
                        model.recover(degraded.data, fwhm=1.8), atol=1e-6)
 
 
-def test_uncertainty_scale_and_coverage(refine_pairs):
+def test_uncertainty_calibration_and_coverage(refine_pairs):
     from galaxyml.restoration import uncertainty_coverage
 
     model = GalaxyGAN(stretch=refine_pairs.stretch, seed=3)
-    assert model.uncertainty_scale == 1.0
+    assert model.uncertainty_calibration == (1.0, 1.0)
     pairs = refine_pairs.select([0, 1])
     wide = uncertainty_coverage(model, pairs, samples=3, scale=1e6)
     narrow = uncertainty_coverage(model, pairs, samples=3, scale=1e-6)
     assert wide["within_1sigma"] > 0.99 and narrow["within_2sigma"] < 0.05
     assert wide["n_pixels"] == 2 * 3 * 64 * 64 and narrow["scale_68"] > 1
-    model.card["uncertainty"] = {"scale": 2.5}
-    assert model.uncertainty_scale == 2.5
+    model.card["uncertainty"] = {"scale": 2.5, "exponent": 0.5}
+    assert np.allclose(model.calibrated_uncertainty([4.0, 0.25]), [5.0, 1.25])
+
+
+def test_fitted_uncertainty_calibration_covers_68_percent(refine_pairs):
+    from galaxyml.restoration import fit_uncertainty_calibration, uncertainty_coverage
+
+    model = GalaxyGAN(stretch=refine_pairs.stretch, seed=3)
+    model.card["uncertainty"] = {"scale": 2.0, "exponent": 1.0}
+    pairs = refine_pairs.select([0, 1])
+    model.card["uncertainty"] = fit_uncertainty_calibration(model, pairs, samples=3)
+    scale, exponent = model.uncertainty_calibration
+    assert scale > 0 and exponent >= 0
+    # On the pairs it was fitted on, the calibrated sigma holds 68.3% of the true pixels
+    # (up to pixels of zero spread or residual, which the fit leaves out).
+    assert abs(uncertainty_coverage(model, pairs, samples=3)["within_1sigma"] - 0.683) < 0.03

@@ -7,9 +7,9 @@ from scipy.signal import fftconvolve
 
 from galaxyml.exceptions import InvalidParameterError
 from galaxyml.psf import GaussianPSF
-from galaxyml.restoration import (DECONVOLUTION_METHODS, central_segment, flux_error, psnr,
-                                  residual_rms, richardson_lucy, richardson_lucy_discrepancy, ssim,
-                                  summarize_restoration)
+from galaxyml.restoration import (DECONVOLUTION_METHODS, central_segment, flux_error,
+                                  power_law_calibration, psnr, residual_rms, richardson_lucy,
+                                  richardson_lucy_discrepancy, ssim, summarize_restoration)
 
 
 def blurred_source(noise=0.0):
@@ -80,8 +80,13 @@ def test_evaluation_on_simulated_pairs(training_field):
     assert len(runs) == 6 * len(test)
     assert set(runs["method"]) == {"GalaxyGAN", "degraded", "Richardson-Lucy", "Wiener",
                                    "blind", "RL-discrepancy"}
+    # Blur moves flux out of the segment; the grown segment gets part of it back.
+    degraded = runs[runs["method"] == "degraded"]
+    assert (np.nanmean(np.abs(degraded["flux_error_grown"]))
+            < np.nanmean(np.abs(degraded["flux_error"])))
     summary = summarize_restoration(runs)
     assert len(summary) == 2 and "wins_GalaxyGAN" in summary.colnames
+    assert {"flux_ok_GalaxyGAN", "flux_grown_ok_GalaxyGAN"} <= set(summary.colnames)
     # Deconvolution helps where the blur is strong and the noise modest.
     strong = summary[summary["sigma"] == 5.0][0]
     assert strong["psnr_Richardson-Lucy"] >= strong["psnr_degraded"] - 0.5
@@ -116,10 +121,11 @@ def test_summary_of_several_models_and_the_flux_check():
     rows = []
     for method, score, flux in (("GalaxyGAN-refine", 31.0, 0.02), ("GalaxyGAN-paper", 29.0, 0.3),
                                 ("Richardson-Lucy", 30.0, 0.1), ("degraded", 25.0, 0.2)):
-        rows.append((0, 1, 1.4, 1.0, method, score, score / 40, flux, 1.0))
-        rows.append((1, 2, 1.4, 1.0, method, score, score / 40, -flux, 1.0))
+        grown = 0.01 if method == "GalaxyGAN-paper" else 0.05
+        rows.append((0, 1, 1.4, 1.0, method, score, score / 40, flux, grown, 1.0))
+        rows.append((1, 2, 1.4, 1.0, method, score, score / 40, -flux, -grown, 1.0))
     runs = QTable(rows=rows, names=["pair_id", "galaxy_id", "fwhm", "sigma", "method", "psnr",
-                                    "ssim", "flux_error", "residual_rms"])
+                                    "ssim", "flux_error", "flux_error_grown", "residual_rms"])
     runs["fwhm"].unit = u.arcsec
     runs.meta["models"] = ["GalaxyGAN-refine", "GalaxyGAN-paper"]
     summary = summarize_restoration(runs)
@@ -129,4 +135,18 @@ def test_summary_of_several_models_and_the_flux_check():
     assert list(summary["wins_GalaxyGAN-paper"]) == [False]
     assert list(summary["flux_ok_GalaxyGAN-refine"]) == [True]
     assert list(summary["flux_ok_GalaxyGAN-paper"]) == [False]
+    assert summary["flux_error_grown_GalaxyGAN-paper"][0] == pytest.approx(0.01)
+    assert list(summary["flux_grown_ok_GalaxyGAN-paper"]) == [True]
     assert summary["margin_psnr_GalaxyGAN-paper"][0] == pytest.approx(-1.0)
+
+
+def test_power_law_calibration_recovers_the_law():
+    rng = np.random.default_rng(1)
+    spread = np.exp(rng.uniform(-4, 1, 200_000))
+    residual = rng.normal(0, 3.0 * spread ** 0.5)
+    scale, exponent = power_law_calibration(residual, spread)
+    assert abs(exponent - 0.5) < 0.01 and abs(scale - 3.0) / 3.0 < 0.02
+    # A spread that falls as the error grows carries no information: a constant sigma.
+    assert power_law_calibration(residual, 1 / spread)[1] == 0.0
+    with pytest.raises(InvalidParameterError, match="fewer than two pixels"):
+        power_law_calibration(np.zeros(5), spread[:5])
