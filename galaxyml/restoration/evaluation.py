@@ -269,7 +269,7 @@ def fit_uncertainty_calibration(model, pairs, samples=10):
     The dropout spread grows with the error, but not in proportion: a
     spread ten times larger (a galaxy's core against the sky) marks an
     error about four times larger.  So the exponent is the slope of a
-    least-squares line through log |true - recovered| against log spread,
+    least-squares line through ``log(abs(recovered - true))`` against ``log(spread)``,
     and the scale puts 68.3% of the true pixels within 1 sigma
     (`power_law_calibration`).  The fit is made on top of the model's
     current calibration and composed with it.
@@ -300,8 +300,8 @@ def power_law_calibration(residual, spread):
     """``(scale, exponent)`` such that ``scale * spread ** exponent`` is a 1-sigma error.
 
     The exponent is the slope of the least-squares line through
-    log |residual| against log spread (pixels where either is zero left
-    out), floored at 0: a spread that falls as the error grows carries no
+    ``log(abs(residual))`` against ``log(spread)`` (pixels where either is
+    zero left out), floored at 0: a spread that falls as the error grows carries no
     usable information.  The scale puts 68.3% of the residuals within
     1 sigma.
 
