@@ -142,8 +142,7 @@ def evaluate_restoration(models, pairs, iterations, methods=tuple(DECONVOLUTION_
         for method in methods:
             count = iterations.get(method, {}).get((fwhm, sigma), 10)
             estimates[method] = deconvolve(method, condition.data, fwhm, count)
-        middle = target.data.shape[0] // 2
-        reference = target.data[middle]
+        reference = _middle_band(target.data)
         segment = central_segment(reference)
         segments = (None, None) if segment is None else (
             segment, binary_dilation(segment, iterations=SEGMENT_GROWTH))
@@ -152,7 +151,8 @@ def evaluate_restoration(models, pairs, iterations, methods=tuple(DECONVOLUTION_
         for name, estimate in estimates.items():
             stretched = stretch(estimate, warn=False)
             flux_errors = [np.nan if region is None else
-                           flux_error(reference, estimate[middle], region) for region in segments]
+                           flux_error(reference, _middle_band(estimate), region)
+                           for region in segments]
             rows.append((int(manifest["pair_id"][k]), int(manifest["galaxy_id"][k]), fwhm, sigma,
                          name, psnr(stretched_target, stretched), ssim(stretched_target, stretched),
                          *flux_errors, residual_rms(target.data, estimate, noise)))
@@ -249,7 +249,8 @@ def uncertainty_coverage(model, pairs, samples=10, scale=None):
         the galaxies' segments), ``scale_68`` (the factor on sigma that
         would put 68.3% of all pixels within 1 sigma) and ``n_pixels``.
     """
-    residuals, sigmas, segments = _sampled_residuals(model, pairs, samples)
+    residuals, sigmas, targets = _sampled_residuals(model, pairs, samples)
+    segments = [central_segment(_middle_band(target)) for target in targets]
     z = [np.abs(r) / np.maximum(s * (1.0 if scale is None else scale), np.finfo(np.float32).tiny)
          for r, s in zip(residuals, sigmas)]
     z_all = np.concatenate([values.ravel() for values in z])
@@ -268,7 +269,7 @@ def fit_uncertainty_calibration(model, pairs, samples=10):
 
     The dropout spread grows with the error, but not in proportion: a
     spread ten times larger (a galaxy's core against the sky) marks an
-    error about four times larger.  So the exponent is the slope of a
+    error only a few times larger.  So the exponent is the slope of a
     least-squares line through ``log(abs(recovered - true))`` against ``log(spread)``,
     and the scale puts 68.3% of the true pixels within 1 sigma
     (`power_law_calibration`).  The fit is made on top of the model's
@@ -328,14 +329,17 @@ def power_law_calibration(residual, spread):
 
 def _sampled_residuals(model, pairs, samples):
     """Per pair: recovered - true (n_bands, ny, nx), the calibrated uncertainty of
-    ``samples`` dropout draws, and the galaxy's segment in the middle band (or None)."""
+    ``samples`` dropout draws, and the true image."""
     linear = [pairs.linear_pair(k) for k in range(len(pairs))]
     outputs = _recover(model, [condition.data for condition, _ in linear], pairs.manifest,
                        samples=samples)
     residuals = [mean - target.data for (_, target), (mean, _) in zip(linear, outputs)]
-    sigmas = [std for _, std in outputs]
-    segments = [central_segment(target.data[target.data.shape[0] // 2]) for _, target in linear]
-    return residuals, sigmas, segments
+    return residuals, [std for _, std in outputs], [target.data for _, target in linear]
+
+
+def _middle_band(data):
+    """The middle band of (n_bands, ny, nx) data: where the galaxy's segment is found."""
+    return data[data.shape[0] // 2]
 
 
 def plot_restoration_grid(summary, figure=None):
