@@ -9,10 +9,12 @@ iteration counts of Richardson-Lucy and blind deconvolution on the training
 side (RA below the median), and evaluates every model given, Richardson-Lucy,
 Wiener, blind deconvolution, Richardson-Lucy stopped by the discrepancy principle
 (the refine mode's start) and the degraded input on the held-out side (RA
-above the median).  Then it calibrates the first model's dropout uncertainty
-on training pairs and measures its coverage on held-out ones.  Writes the
-per-pair runs and the per-cell summary (ECSV), a figure of PSNR and SSIM
-against the grid, and a gallery with the uncertainty map.
+above the median), and compares the first model with each other one, cell by
+cell.  Then it calibrates the first model's dropout uncertainty on training
+pairs and measures its coverage on held-out ones.  Writes the per-pair runs
+and the per-cell summary (ECSV, with the comparisons in its ``head_to_head``
+metadata), a figure of PSNR and SSIM against the grid, and a gallery with the
+uncertainty map.
 
     python scripts/evaluate_galaxygan.py --model refine.keras --model paper.keras \\
         --output galaxygan-evaluation
@@ -29,7 +31,7 @@ from galaxyml.datasets import (example_field_dir, galaxy_catalog, local_field_fi
                                make_galaxygan_pairs)
 from galaxyml.gan import GalaxyGAN
 from galaxyml.io.writing import atomic_output
-from galaxyml.restoration import (DECONVOLUTION_METHODS, evaluate_restoration,
+from galaxyml.restoration import (DECONVOLUTION_METHODS, compare_models, evaluate_restoration,
                                   fit_uncertainty_calibration, plot_restoration_grid,
                                   summarize_restoration, tune_iterations, uncertainty_coverage)
 from galaxyml.visualization import image_norm, save_figure
@@ -193,6 +195,8 @@ def main(argv=None):
     summary.meta.update(n_test_galaxies=int(len(np.unique(test.manifest["galaxy_id"]))),
                         mag_limit=args.mag_limit, models=list(models),
                         paths=[str(p or "pretrained") for p in paths])
+    summary.meta["head_to_head"] = {other: compare_models(summary, names[0], other)
+                                    for other in names[1:]}
     first = loaded[0]
     if args.samples:
         summary.meta["uncertainty"] = calibrate_uncertainty(first, train, test, args)
@@ -222,6 +226,12 @@ def main(argv=None):
               f"no worse than Richardson-Lucy's in {int(summary[f'flux_ok_{name}'].sum())} "
               f"(in the grown segment: {int(summary[f'flux_grown_ok_{name}'].sum())}; "
               f"{summary.meta['n_test_galaxies']} held-out galaxies)")
+    for other, comparison in summary.meta["head_to_head"].items():
+        print(f"{names[0]} against {other}: higher PSNR in {comparison['psnr_higher']}, higher "
+              f"SSIM in {comparison['ssim_higher']} and a lower flux error in "
+              f"{comparison['flux_error_lower']} of {comparison['cells']} cells; "
+              f"{comparison['mean_psnr_difference']:+.2f} dB and "
+              f"{comparison['mean_ssim_difference']:+.3f} SSIM on average")
     if args.samples:
         held_out = summary.meta["uncertainty"]["held_out"]
         calibration = summary.meta["uncertainty"]

@@ -16,7 +16,8 @@ from .baselines import DECONVOLUTION_METHODS
 from .metrics import central_segment, flux_error, psnr, residual_rms, ssim
 
 __all__ = ["ITERATION_CANDIDATES", "SEGMENT_GROWTH", "deconvolve", "tune_iterations",
-           "evaluate_restoration", "summarize_restoration", "plot_restoration_grid",
+           "evaluate_restoration", "summarize_restoration", "compare_models",
+           "plot_restoration_grid",
            "uncertainty_coverage", "fit_uncertainty_calibration", "power_law_calibration"]
 
 #: Iteration counts tried for the iterative baselines on the training side.
@@ -220,6 +221,40 @@ def summarize_restoration(runs):
                                                    <= summary[f"{metric}_Richardson-Lucy"])
     summary.meta["models"] = models
     return summary
+
+
+def compare_models(summary, first, second):
+    """One model against another, cell by cell of a `summarize_restoration` table.
+
+    Parameters
+    ----------
+    summary : `~astropy.table.QTable`
+        The output of `summarize_restoration` with both models.
+    first, second : str
+        The models' names.
+
+    Returns
+    -------
+    comparison : dict
+        ``cells``; ``psnr_higher``, ``ssim_higher`` and ``flux_error_lower``:
+        the cells where ``first``'s mean is strictly better than
+        ``second``'s; ``mean_psnr_difference`` (dB) and
+        ``mean_ssim_difference``: ``first`` minus ``second``, averaged over
+        the cells.
+    """
+    for name in (first, second):
+        if f"psnr_{name}" not in summary.colnames:
+            raise InvalidParameterError(f"the summary has no model named {name!r}; it has "
+                                        f"{summary.meta.get('models')}")
+    difference = {metric: np.asarray(summary[f"{metric}_{first}"], float)
+                  - np.asarray(summary[f"{metric}_{second}"], float)
+                  for metric in ("psnr", "ssim", "flux_error")}
+    return {"cells": len(summary),
+            "psnr_higher": int(np.sum(difference["psnr"] > 0)),
+            "ssim_higher": int(np.sum(difference["ssim"] > 0)),
+            "flux_error_lower": int(np.sum(difference["flux_error"] < 0)),
+            "mean_psnr_difference": float(np.mean(difference["psnr"])),
+            "mean_ssim_difference": float(np.mean(difference["ssim"]))}
 
 
 def uncertainty_coverage(model, pairs, samples=10, scale=None):

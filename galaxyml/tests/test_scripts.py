@@ -3,6 +3,7 @@
 
 import json
 import runpy
+import shutil
 
 import numpy as np
 import pytest
@@ -57,7 +58,11 @@ def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
     # The refine mode's defaults: GAN texture down a hundredfold, flux a tenth of L1.
     assert card["training"]["l1_weight"] == 10000 and card["training"]["flux_weight"] == 1000
     output = tmp_path / "evaluation"
+    twin = tmp_path / "twin.keras"  # the same network under another name
+    shutil.copy(model, twin)
+    shutil.copy(model.with_suffix(".json"), twin.with_suffix(".json"))
     assert evaluate["main"](["--model", str(model), "--name", "mine",
+                             "--model", str(twin), "--name", "twin",
                              "--field-dir", str(files.psfield.parent), "--field", field,
                              "--size", "64", "--mag-limit", "21",
                              "--max-galaxies", "1", "--tune-galaxies", "1", "--samples", "2",
@@ -68,6 +73,10 @@ def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
     assert {"wins_mine", "flux_ok_mine", "flux_error_Richardson-Lucy",
             "psnr_RL-discrepancy"} <= set(summary.colnames)
     assert (output / "galaxygan_grid.png").exists() and (output / "galaxygan_gallery.png").exists()
+    # Inference is deterministic, so the twin ties with the model in every cell.
+    twins = summary.meta["head_to_head"]["twin"]
+    assert twins["cells"] == 20 and twins["mean_psnr_difference"] == 0
+    assert twins["psnr_higher"] == twins["ssim_higher"] == twins["flux_error_lower"] == 0
     card = json.loads(model.with_suffix(".json").read_text())
     assert len(card["metrics"]["cells"]) == 20
     assert card["uncertainty"]["scale"] > 0 and card["uncertainty"]["exponent"] >= 0

@@ -191,6 +191,16 @@ def test_pretrained_model_is_shipped():
     scale, exponent = model.uncertainty_calibration
     assert scale > 0 and 0 < exponent < 1
     assert model.generator.count_params() * 4 < 10e6
+    # The small network was shipped because it beat the paper network at equal wall time.
+    comparison = model.card["network_comparison"]
+    runs = comparison["runs"]
+    assert abs(runs["small"]["training_minutes"] - runs["paper"]["training_minutes"]) < 1
+    assert runs["small"]["steps"] > runs["paper"]["steps"]
+    head_to_head = comparison["small_against_paper"]
+    assert head_to_head["psnr_higher"] > head_to_head["cells"] / 2
+    assert head_to_head["ssim_higher"] > head_to_head["cells"] / 2
+    assert runs["small"]["mean_psnr"] - runs["paper"]["mean_psnr"] == pytest.approx(
+        head_to_head["mean_psnr_difference"])
 
 
 def test_majority_vote_training_resumes_exactly(pairs, strategy, tmp_path):

@@ -7,9 +7,10 @@ from scipy.signal import fftconvolve
 
 from galaxyml.exceptions import InvalidParameterError
 from galaxyml.psf import GaussianPSF
-from galaxyml.restoration import (DECONVOLUTION_METHODS, central_segment, flux_error,
-                                  power_law_calibration, psnr, residual_rms, richardson_lucy,
-                                  richardson_lucy_discrepancy, ssim, summarize_restoration)
+from galaxyml.restoration import (DECONVOLUTION_METHODS, central_segment, compare_models,
+                                  flux_error, power_law_calibration, psnr, residual_rms,
+                                  richardson_lucy, richardson_lucy_discrepancy, ssim,
+                                  summarize_restoration)
 
 
 def blurred_source(noise=0.0):
@@ -138,6 +139,15 @@ def test_summary_of_several_models_and_the_flux_check():
     assert summary["flux_error_grown_GalaxyGAN-paper"][0] == pytest.approx(0.01)
     assert list(summary["flux_grown_ok_GalaxyGAN-paper"]) == [True]
     assert summary["margin_psnr_GalaxyGAN-paper"][0] == pytest.approx(-1.0)
+    # One model against the other: better PSNR, SSIM and flux in the one cell.
+    comparison = compare_models(summary, "GalaxyGAN-refine", "GalaxyGAN-paper")
+    assert comparison["cells"] == 1 and comparison["mean_psnr_difference"] == pytest.approx(2.0)
+    assert (comparison["psnr_higher"], comparison["ssim_higher"],
+            comparison["flux_error_lower"]) == (1, 1, 1)
+    reverse = compare_models(summary, "GalaxyGAN-paper", "GalaxyGAN-refine")
+    assert (reverse["psnr_higher"], reverse["flux_error_lower"]) == (0, 0)
+    with pytest.raises(InvalidParameterError, match="no model named 'GalaxyGAN'"):
+        compare_models(summary, "GalaxyGAN", "GalaxyGAN-paper")
 
 
 def test_power_law_calibration_recovers_the_law():
