@@ -17,8 +17,8 @@ from .metrics import central_segment, flux_error, psnr, residual_rms, ssim
 
 __all__ = ["ITERATION_CANDIDATES", "SEGMENT_GROWTH", "deconvolve", "tune_iterations",
            "evaluate_restoration", "summarize_restoration", "compare_models",
-           "plot_restoration_grid",
-           "uncertainty_coverage", "fit_uncertainty_calibration", "power_law_calibration"]
+           "plot_restoration_grid", "uncertainty_coverage", "fit_uncertainty_calibration",
+           "power_law_calibration"]
 
 #: Iteration counts tried for the iterative baselines on the training side.
 ITERATION_CANDIDATES = (1, 2, 3, 5, 10, 20, 40)
