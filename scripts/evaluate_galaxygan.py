@@ -134,6 +134,14 @@ def cell_uncertainty(model, pairs, cells, samples):
     return maps
 
 
+def cell_counts(summary, name):
+    """The cells where model ``name`` beats the best baseline, and where its flux error
+    (in the segment, in the grown segment) is no worse than Richardson-Lucy's."""
+    return {"cells_won": int(summary[f"wins_{name}"].sum()),
+            "cells_flux_ok": int(summary[f"flux_ok_{name}"].sum()),
+            "cells_flux_grown_ok": int(summary[f"flux_grown_ok_{name}"].sum())}
+
+
 def card_metrics(summary, name, command):
     """The evaluation's per-cell means for the card of the model named ``name``."""
     columns = [c for c in summary.colnames if c.startswith(("psnr_", "ssim_", "flux_error_"))]
@@ -141,9 +149,7 @@ def card_metrics(summary, name, command):
                           f"{summary.meta['mag_limit']:g}) of the training field, the paper's "
                           "grid and stretch",
             "command": command, "name": name, "n_test_galaxies": summary.meta["n_test_galaxies"],
-            "cells_won": int(summary[f"wins_{name}"].sum()),
-            "cells_flux_ok": int(summary[f"flux_ok_{name}"].sum()),
-            "cells_flux_grown_ok": int(summary[f"flux_grown_ok_{name}"].sum()),
+            **cell_counts(summary, name),
             "cells": [{"fwhm_arcsec": float(row["fwhm"].value), "sigma": float(row["sigma"]),
                        **{c: float(row[c]) for c in columns},
                        "margin_psnr": float(row[f"margin_psnr_{name}"]),
@@ -221,11 +227,12 @@ def main(argv=None):
                 entries["uncertainty"] = summary.meta["uncertainty"]
             GalaxyGAN.update_card(path, **entries)
     for name in models:
-        print(f"{name} beats the best baseline in PSNR and SSIM in "
-              f"{int(summary[f'wins_{name}'].sum())} of {len(summary)} cells; its flux error is "
-              f"no worse than Richardson-Lucy's in {int(summary[f'flux_ok_{name}'].sum())} "
-              f"(in the grown segment: {int(summary[f'flux_grown_ok_{name}'].sum())}; "
-              f"{summary.meta['n_test_galaxies']} held-out galaxies)")
+        counts = cell_counts(summary, name)
+        print(f"{name} beats the best baseline in PSNR and SSIM in {counts['cells_won']} of "
+              f"{len(summary)} cells; its flux error is no worse than Richardson-Lucy's in "
+              f"{counts['cells_flux_ok']} (in the grown segment: "
+              f"{counts['cells_flux_grown_ok']}; {summary.meta['n_test_galaxies']} held-out "
+              "galaxies)")
     for other, comparison in summary.meta["head_to_head"].items():
         print(f"{names[0]} against {other}: higher PSNR in {comparison['psnr_higher']}, higher "
               f"SSIM in {comparison['ssim_higher']} and a lower flux error in "

@@ -5,9 +5,9 @@ from collections.abc import Mapping
 
 import numpy as np
 from astropy import units as u
-from scipy.ndimage import binary_dilation
 from astropy.table import QTable
 from astropy.utils.console import ProgressBar
+from scipy.ndimage import binary_dilation
 
 from ..degrade.core import background_std
 from ..degrade.core import galaxygan_kernel
