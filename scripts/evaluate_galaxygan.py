@@ -10,11 +10,13 @@ side (RA below the median), and evaluates every model given, Richardson-Lucy,
 Wiener, blind deconvolution, Richardson-Lucy stopped by the discrepancy principle
 (the refine mode's start) and the degraded input on the held-out side (RA
 above the median), and compares the first model with each other one, cell by
-cell.  Then it calibrates the first model's dropout uncertainty on training
-pairs and measures its coverage on held-out ones.  Writes the per-pair runs
-and the per-cell summary (ECSV, with the comparisons in its ``head_to_head``
-metadata), a figure of PSNR and SSIM against the grid, and a gallery with the
-uncertainty map.
+cell.  Beside the flux errors it gives the degraded data's own flux noise in the
+galaxy's grown segment, and what the segment alone costs a noise-free restoration
+(the first model's recoveries of the least degraded cell stand in for one).  Then it
+calibrates the first model's dropout uncertainty on training pairs and measures its
+coverage on held-out ones.  Writes the per-pair runs and the per-cell summary (ECSV,
+with the comparisons in its ``head_to_head`` metadata), a figure of PSNR and SSIM
+against the grid, and a gallery with the uncertainty map.
 
     python scripts/evaluate_galaxygan.py --model refine.keras --model paper.keras \\
         --output galaxygan-evaluation
@@ -29,11 +31,13 @@ import numpy as np
 
 from galaxyml.datasets import (example_field_dir, galaxy_catalog, local_field_files,
                                make_galaxygan_pairs)
+from galaxyml.degrade import background_std
 from galaxyml.gan import GalaxyGAN
 from galaxyml.io.writing import atomic_output
 from galaxyml.restoration import (DECONVOLUTION_METHODS, compare_models, evaluate_restoration,
                                   fit_uncertainty_calibration, plot_restoration_grid,
-                                  summarize_restoration, tune_iterations, uncertainty_coverage)
+                                  segment_flux_bias, summarize_restoration, tune_iterations,
+                                  uncertainty_coverage)
 from galaxyml.visualization import image_norm, save_figure
 
 
@@ -134,22 +138,47 @@ def cell_uncertainty(model, pairs, cells, samples):
     return maps
 
 
+def segment_bias(model, pairs, draws=5):
+    """The flux measures' own bias (`segment_flux_bias`), with the model's recoveries of
+    the least degraded cell as the noise-free galaxies and each original's noise."""
+    cell = min(zip(pairs.manifest["sigma"], pairs.manifest["fwhm"].value))
+    chosen = np.flatnonzero(np.isclose(pairs.manifest["sigma"], cell[0])
+                            & np.isclose(pairs.manifest["fwhm"].value, cell[1]))
+    linear = [pairs.linear_pair(int(k)) for k in chosen]
+    recovered = model.recover([degraded.data for degraded, _ in linear], fwhm=cell[1])
+    errors = {"segment": [], "grown": []}
+    for k, ((_, original), clean) in enumerate(zip(linear, recovered)):
+        noise = background_std(original.data[original.data.shape[0] // 2])
+        for key, values in segment_flux_bias(clean, noise, draws, seed=k).items():
+            errors[key].extend(values)
+    return {"stand_in": f"the first model's recoveries at FWHM {cell[1]:g} arcsec, sigma "
+                        f"{cell[0]:g}, with white noise of each original's level",
+            "galaxies": len(linear), "draws_per_galaxy": draws,
+            **{f"{key}_{name}": float(statistic(values)) if values else np.nan
+               for key, values in errors.items()
+               for name, statistic in (("mean", np.mean), ("std", np.std))}}
+
+
 def cell_counts(summary, name):
-    """The cells where model ``name`` beats the best baseline, and where its flux error
-    (in the segment, in the grown segment) is no worse than Richardson-Lucy's."""
+    """The cells where model ``name`` beats the best baseline, where its flux error
+    (in the segment, in the grown segment) is no worse than Richardson-Lucy's, and where
+    its flux error in the grown segment is within the data's own flux noise."""
     return {"cells_won": int(summary[f"wins_{name}"].sum()),
             "cells_flux_ok": int(summary[f"flux_ok_{name}"].sum()),
-            "cells_flux_grown_ok": int(summary[f"flux_grown_ok_{name}"].sum())}
+            "cells_flux_grown_ok": int(summary[f"flux_grown_ok_{name}"].sum()),
+            "cells_flux_within_noise": int(summary[f"flux_within_noise_{name}"].sum())}
 
 
 def card_metrics(summary, name, command):
     """The evaluation's per-cell means for the card of the model named ``name``."""
-    columns = [c for c in summary.colnames if c.startswith(("psnr_", "ssim_", "flux_error_"))]
+    columns = [c for c in summary.colnames
+               if c.startswith(("psnr_", "ssim_", "flux_error_")) or c == "flux_noise"]
     return {"evaluation": "held-out galaxies (RA above the median, r < "
                           f"{summary.meta['mag_limit']:g}) of the training field, the paper's "
                           "grid and stretch",
             "command": command, "name": name, "n_test_galaxies": summary.meta["n_test_galaxies"],
             **cell_counts(summary, name),
+            "segment_bias": summary.meta["segment_bias"],
             "cells": [{"fwhm_arcsec": float(row["fwhm"].value), "sigma": float(row["sigma"]),
                        **{c: float(row[c]) for c in columns},
                        "margin_psnr": float(row[f"margin_psnr_{name}"]),
@@ -162,11 +191,14 @@ def print_table(summary, models):
     methods = ["degraded", *models, *DECONVOLUTION_METHODS]
     for metric, form in (("psnr", "{:6.2f}"), ("ssim", "{:6.3f}"), ("flux_error", "{:6.3f}"),
                          ("flux_error_grown", "{:6.3f}")):
-        print(f"\nmean {metric} per cell")
+        print(f"\nmean {metric} per cell"
+              + (" (last column: the data's own flux noise)" if metric == "flux_error_grown"
+                 else ""))
         print(f"{'FWHM':>5} {'sigma':>5} " + " ".join(f"{m:>20}" for m in methods))
         for row in summary:
             print(f"{row['fwhm'].value:5.1f} {row['sigma']:5.1f} "
-                  + " ".join(f"{form.format(row[f'{metric}_{m}']):>20}" for m in methods))
+                  + " ".join(f"{form.format(row[f'{metric}_{m}']):>20}" for m in methods)
+                  + (f" {row['flux_noise']:>10.3f}" if metric == "flux_error_grown" else ""))
     for model in models:
         print(f"\n{model}: margins over the best baseline (PSNR dB, SSIM)")
         for row in summary:
@@ -204,6 +236,7 @@ def main(argv=None):
     summary.meta["head_to_head"] = {other: compare_models(summary, names[0], other)
                                     for other in names[1:]}
     first = loaded[0]
+    summary.meta["segment_bias"] = segment_bias(first, test)
     if args.samples:
         summary.meta["uncertainty"] = calibrate_uncertainty(first, train, test, args)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -232,7 +265,12 @@ def main(argv=None):
               f"{len(summary)} cells; its flux error is no worse than Richardson-Lucy's in "
               f"{counts['cells_flux_ok']} (in the grown segment: "
               f"{counts['cells_flux_grown_ok']}; {summary.meta['n_test_galaxies']} held-out "
-              "galaxies)")
+              f"galaxies); its flux error in the grown segment is within the data's own flux "
+              f"noise in {counts['cells_flux_within_noise']}")
+    bias = summary.meta["segment_bias"]
+    print(f"bias of the flux measures for a noise-free restoration ({bias['stand_in']}): "
+          f"segment {bias['segment_mean']:+.2%} +- {bias['segment_std']:.2%}, grown segment "
+          f"{bias['grown_mean']:+.2%} +- {bias['grown_std']:.2%}")
     for other, comparison in summary.meta["head_to_head"].items():
         print(f"{names[0]} against {other}: higher PSNR in {comparison['psnr_higher']}, higher "
               f"SSIM in {comparison['ssim_higher']} and a lower flux error in "

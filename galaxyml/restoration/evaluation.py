@@ -13,12 +13,12 @@ from ..degrade.core import background_std
 from ..degrade.core import galaxygan_kernel
 from ..exceptions import InvalidParameterError
 from .baselines import DECONVOLUTION_METHODS
-from .metrics import central_segment, flux_error, psnr, residual_rms, ssim
+from .metrics import central_segment, flux_error, flux_noise, psnr, residual_rms, ssim
 
 __all__ = ["ITERATION_CANDIDATES", "SEGMENT_GROWTH", "deconvolve", "tune_iterations",
-           "evaluate_restoration", "summarize_restoration", "compare_models",
-           "plot_restoration_grid", "uncertainty_coverage", "fit_uncertainty_calibration",
-           "power_law_calibration"]
+           "galaxy_segments", "segment_flux_bias", "evaluate_restoration",
+           "summarize_restoration", "compare_models", "plot_restoration_grid",
+           "uncertainty_coverage", "fit_uncertainty_calibration", "power_law_calibration"]
 
 #: Iteration counts tried for the iterative baselines on the training side.
 ITERATION_CANDIDATES = (1, 2, 3, 5, 10, 20, 40)
@@ -82,6 +82,66 @@ def tune_iterations(pairs, methods=("Richardson-Lucy", "blind"), candidates=ITER
     return best
 
 
+def galaxy_segments(image):
+    """The galaxy's segment in a stamp and that segment grown by `SEGMENT_GROWTH` pixels.
+
+    Parameters
+    ----------
+    image : array (n_bands, ny, nx)
+        Nanomaggies; the segment is found in the middle band
+        (`~galaxyml.restoration.central_segment`).
+
+    Returns
+    -------
+    segment, grown : 2-D bool arrays, or (None, None) where no source covers the centre
+    """
+    segment = central_segment(_middle_band(image))
+    if segment is None:
+        return None, None
+    return segment, binary_dilation(segment, iterations=SEGMENT_GROWTH)
+
+
+def segment_flux_bias(clean, noise, draws=5, seed=0):
+    """The flux error that a perfect, noise-free restoration scores, from the segment alone.
+
+    The flux measures compare fluxes in the segment of the noisy original,
+    whose pixels are in it because they lie above 2 sigma: the segment
+    picks up the noise that happens to be positive along its edge, and a
+    restoration without that noise comes out short even when it is exact.
+    This adds white noise to a noise-free galaxy ``clean``, finds the
+    segments of the noisy copy as `evaluate_restoration` does, and returns
+    the relative error of ``clean``'s flux in them: the measure's own bias.
+
+    Parameters
+    ----------
+    clean : array (n_bands, ny, nx)
+        A noise-free image of a galaxy in nanomaggies (in practice a good
+        restoration, the best stand-in real data offer).
+    noise : float
+        Standard deviation of the noise added to the middle band.
+    draws : int
+        Noise realisations.
+    seed : int or `numpy.random.Generator`
+
+    Returns
+    -------
+    bias : dict
+        ``segment`` and ``grown``: arrays of the relative errors, one per
+        draw whose copy has a central segment.
+    """
+    rng = np.random.default_rng(seed)
+    clean = np.asarray(clean, float)
+    band = _middle_band(clean)
+    bias = {"segment": [], "grown": []}
+    for _ in range(int(draws)):
+        noisy = clean.copy()
+        noisy[clean.shape[0] // 2] = band + rng.normal(0.0, noise, band.shape)
+        for key, region in zip(bias, galaxy_segments(noisy)):
+            if region is not None:
+                bias[key].append(flux_error(_middle_band(noisy), band, region))
+    return {key: np.array(values) for key, values in bias.items()}
+
+
 def _named_models(models):
     """{name: model}: a mapping as given, or one model named 'GalaxyGAN'."""
     return dict(models) if isinstance(models, Mapping) else {"GalaxyGAN": models}
@@ -121,8 +181,10 @@ def evaluate_restoration(models, pairs, iterations, methods=tuple(DECONVOLUTION_
         ``sigma``, ``method``, ``psnr``, ``ssim`` (stretched),
         ``flux_error`` (in the galaxy's segment), ``flux_error_grown`` (in
         that segment grown by `SEGMENT_GROWTH` pixels), ``residual_rms`` (in
-        units of the original noise); ``meta['models']`` lists the models'
-        names.
+        units of the original noise), ``flux_noise`` (the degraded image's own
+        relative flux noise in the grown segment, `~galaxyml.restoration.flux_noise`:
+        the same for every method of a pair); ``meta['models']`` lists the
+        models' names.
     examples : dict
         (fwhm, sigma) -> {name: (n_bands, ny, nx) image} of the first pair
         of each cell; with ``keep='all'``, pair_id -> the same for every pair.
@@ -144,10 +206,11 @@ def evaluate_restoration(models, pairs, iterations, methods=tuple(DECONVOLUTION_
             count = iterations.get(method, {}).get((fwhm, sigma), 10)
             estimates[method] = deconvolve(method, condition.data, fwhm, count)
         reference = _middle_band(target.data)
-        segment = central_segment(reference)
-        segments = (None, None) if segment is None else (
-            segment, binary_dilation(segment, iterations=SEGMENT_GROWTH))
+        segments = galaxy_segments(target.data)
         noise = background_std(reference)
+        data_flux_noise = (np.nan if segments[1] is None else
+                           flux_noise(reference, segments[1], background_std(
+                               _middle_band(condition.data))))
         stretched_target = stretch(target.data, warn=False)
         for name, estimate in estimates.items():
             stretched = stretch(estimate, warn=False)
@@ -156,11 +219,13 @@ def evaluate_restoration(models, pairs, iterations, methods=tuple(DECONVOLUTION_
                            for region in segments]
             rows.append((int(manifest["pair_id"][k]), int(manifest["galaxy_id"][k]), fwhm, sigma,
                          name, psnr(stretched_target, stretched), ssim(stretched_target, stretched),
-                         *flux_errors, residual_rms(target.data, estimate, noise)))
+                         *flux_errors, residual_rms(target.data, estimate, noise),
+                         data_flux_noise))
         key = int(manifest["pair_id"][k]) if keep == "all" else (fwhm, sigma)
         examples.setdefault(key, dict(estimates, original=target.data))
     runs = QTable(rows=rows, names=["pair_id", "galaxy_id", "fwhm", "sigma", "method", "psnr",
-                                    "ssim", "flux_error", "flux_error_grown", "residual_rms"])
+                                    "ssim", "flux_error", "flux_error_grown", "residual_rms",
+                                    "flux_noise"])
     runs["fwhm"].unit = u.arcsec
     runs["psnr"].unit = u.dB
     runs.meta["models"] = list(models)
@@ -177,14 +242,18 @@ def summarize_restoration(runs):
         ``ssim_<method>``, ``flux_error_<method>`` and
         ``flux_error_grown_<method>`` (of the absolute relative errors,
         the second where ``runs`` has it) and ``residual_rms_<method>`` for
-        every method,
+        every method, ``flux_noise`` (where ``runs`` has it: the degraded
+        data's own relative flux noise in the grown segment, a floor for the
+        flux errors),
         ``best_baseline_psnr`` / ``best_baseline_ssim`` (the best classical
         method's name), and for each model M (``runs.meta['models']``,
         ``['GalaxyGAN']`` by default): ``margin_psnr_M`` / ``margin_ssim_M``
         (M minus the best baseline), ``wins_M`` (both margins positive)
         and, where Richardson-Lucy was run, ``flux_ok_M`` and
         ``flux_grown_ok_M`` (a mean flux error no larger than
-        Richardson-Lucy's, in the segment and in the grown segment).
+        Richardson-Lucy's, in the segment and in the grown segment), and
+        with ``flux_noise``, ``flux_within_noise_M`` (a mean flux error in the
+        grown segment no larger than the data's own flux noise).
     """
     methods = list(dict.fromkeys(runs["method"]))
     models = [m for m in runs.meta.get("models", ["GalaxyGAN"]) if m in methods]
@@ -195,16 +264,22 @@ def summarize_restoration(runs):
     summary["sigma"] = [s for _, s in cells]
     metrics = [metric for metric in ("psnr", "ssim", "flux_error", "flux_error_grown",
                                      "residual_rms") if metric in runs.colnames]
+
+    def cell_means(metric, method):
+        values = []
+        for fwhm, sigma in cells:
+            chosen = ((runs["method"] == method) & np.isclose(runs["fwhm"].value, fwhm)
+                      & np.isclose(runs["sigma"], sigma))
+            data = np.asarray(runs[metric][chosen], float)
+            values.append(np.nanmean(np.abs(data)) if metric.startswith("flux_error")
+                          else np.nanmean(data))
+        return values
+
     for metric in metrics:
         for method in methods:
-            values = []
-            for fwhm, sigma in cells:
-                chosen = ((runs["method"] == method) & np.isclose(runs["fwhm"].value, fwhm)
-                          & np.isclose(runs["sigma"], sigma))
-                data = np.asarray(runs[metric][chosen], float)
-                values.append(np.nanmean(np.abs(data)) if metric.startswith("flux_error")
-                              else np.nanmean(data))
-            summary[f"{metric}_{method}"] = values
+            summary[f"{metric}_{method}"] = cell_means(metric, method)
+    if "flux_noise" in runs.colnames:  # one value per pair, repeated for every method
+        summary["flux_noise"] = cell_means("flux_noise", methods[0])
     for metric in ("psnr", "ssim"):
         scores = np.column_stack([summary[f"{metric}_{m}"] for m in baselines])
         summary[f"best_baseline_{metric}"] = [baselines[i] for i in np.argmax(scores, axis=1)]
@@ -219,6 +294,9 @@ def summarize_restoration(runs):
                 if metric in metrics:
                     summary[f"{check}_{model}"] = (summary[f"{metric}_{model}"]
                                                    <= summary[f"{metric}_Richardson-Lucy"])
+        if "flux_noise" in summary.colnames:
+            summary[f"flux_within_noise_{model}"] = (summary[f"flux_error_grown_{model}"]
+                                                     <= summary["flux_noise"])
     summary.meta["models"] = models
     return summary
 
@@ -285,7 +363,7 @@ def uncertainty_coverage(model, pairs, samples=10, scale=None):
         would put 68.3% of all pixels within 1 sigma) and ``n_pixels``.
     """
     residuals, sigmas, targets = _sampled_residuals(model, pairs, samples)
-    segments = [central_segment(_middle_band(target)) for target in targets]
+    segments = [galaxy_segments(target)[0] for target in targets]
     z = [np.abs(r) / np.maximum(s * (1.0 if scale is None else scale), np.finfo(np.float32).tiny)
          for r, s in zip(residuals, sigmas)]
     z_all = np.concatenate([values.ravel() for values in z])

@@ -7,7 +7,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..degrade.core import background_std
 
-__all__ = ["psnr", "ssim", "central_segment", "flux_error", "residual_rms"]
+__all__ = ["psnr", "ssim", "central_segment", "flux_error", "flux_noise", "residual_rms"]
 
 
 def psnr(target, estimate, data_range=1.0):
@@ -43,6 +43,26 @@ def flux_error(target, estimate, segment):
     """Relative error of the total flux within the galaxy's segment (linear units)."""
     total = float(np.sum(np.asarray(target)[segment]))
     return float(np.sum(np.asarray(estimate)[segment]) - total) / total
+
+
+def flux_noise(target, segment, noise):
+    """Relative 1-sigma noise of the flux summed in a segment of an image with white noise.
+
+    ``noise * sqrt(n_pixels) / flux``: how well the data themselves measure
+    the galaxy's flux in ``segment``, the floor below which no restoration
+    can be expected to recover it on average.
+
+    Parameters
+    ----------
+    target : 2-D array
+        The original image (nanomaggies), whose flux in ``segment`` is the
+        reference.
+    segment : 2-D bool array
+    noise : float
+        Standard deviation of the noisy image's pixels (nanomaggies).
+    """
+    total = float(np.sum(np.asarray(target)[segment]))
+    return float(noise * np.sqrt(np.count_nonzero(segment)) / abs(total))
 
 
 def residual_rms(target, estimate, noise):

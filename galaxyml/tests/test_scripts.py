@@ -81,6 +81,11 @@ def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
     assert len(card["metrics"]["cells"]) == 20
     assert card["uncertainty"]["scale"] > 0 and card["uncertainty"]["exponent"] >= 0
     assert card["metrics"]["name"] == "mine"
+    # The flux measures' own bias and the data's own flux noise travel with the metrics.
+    bias = card["metrics"]["segment_bias"]
+    assert bias["galaxies"] == 1 and np.isfinite(bias["segment_mean"])
+    assert all(cell["flux_noise"] > 0 for cell in card["metrics"]["cells"])
+    assert 0 <= card["metrics"]["cells_flux_within_noise"] <= 20
     held_out = card["uncertainty"]["held_out"]
     assert 0 <= held_out["within_1sigma"] <= held_out["within_2sigma"] <= 1
 

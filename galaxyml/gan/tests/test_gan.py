@@ -188,6 +188,17 @@ def test_pretrained_model_is_shipped():
     assert model.card["metrics"]["cells_flux_grown_ok"] == sum(
         cell[f"flux_error_grown_{name}"] <= cell["flux_error_grown_Richardson-Lucy"]
         for cell in cells)
+    assert model.card["metrics"]["cells_flux_within_noise"] == sum(
+        cell[f"flux_error_grown_{name}"] <= cell["flux_noise"] for cell in cells)
+    # The data's own flux noise grows with the noise factor, as it must.
+    noise_by_sigma = {}
+    for cell in cells:
+        noise_by_sigma.setdefault(cell["sigma"], []).append(cell["flux_noise"])
+    means = [np.mean(noise_by_sigma[sigma]) for sigma in sorted(noise_by_sigma)]
+    assert np.all(np.diff(means) > 0)
+    # The segment alone costs an exact restoration flux; the grown one much less.
+    bias = model.card["metrics"]["segment_bias"]
+    assert bias["segment_mean"] < 0 and abs(bias["grown_mean"]) < abs(bias["segment_mean"]) / 2
     scale, exponent = model.uncertainty_calibration
     assert scale > 0 and 0 < exponent < 1
     assert model.generator.count_params() * 4 < 10e6

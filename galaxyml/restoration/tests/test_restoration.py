@@ -8,8 +8,9 @@ from scipy.signal import fftconvolve
 from galaxyml.exceptions import InvalidParameterError
 from galaxyml.psf import GaussianPSF
 from galaxyml.restoration import (DECONVOLUTION_METHODS, central_segment, compare_models,
-                                  flux_error, power_law_calibration, psnr, residual_rms,
-                                  richardson_lucy, richardson_lucy_discrepancy, ssim,
+                                  flux_error, flux_noise, galaxy_segments,
+                                  power_law_calibration, psnr, residual_rms, richardson_lucy,
+                                  richardson_lucy_discrepancy, segment_flux_bias, ssim,
                                   summarize_restoration)
 
 
@@ -46,6 +47,32 @@ def test_metrics():
     assert segment[32, 32] and not segment[0, 0]
     assert flux_error(blurred, blurred * 1.1, segment) == pytest.approx(0.1)
     assert residual_rms(blurred, blurred + 0.02, noise=0.01) == pytest.approx(2.0)
+    square = np.zeros((64, 64), bool)
+    square[:10, :10] = True
+    image = np.where(square, 0.5, 0.0)  # 50 nmgy in 100 pixels of 0.1 nmgy noise: 2%
+    assert flux_noise(image, square, noise=0.1) == pytest.approx(0.1 * 10 / 50)
+
+
+def gaussian_galaxy(shape=(3, 64, 64), width=4.0, peak=1.0):
+    y, x = np.indices(shape[1:]) - np.array(shape[1:])[:, None, None] // 2
+    return np.broadcast_to(peak * np.exp(-(x ** 2 + y ** 2) / (2 * width ** 2)), shape).copy()
+
+
+def test_segments_and_their_flux_bias():
+    """A segment found on a noisy image takes its positive noise along the edge, so an
+    exact, noise-free image comes out short there; grown by 2 pixels it does not."""
+    clean = gaussian_galaxy()
+    noise = np.random.default_rng(0).normal(0, 0.02, clean.shape)
+    segment, grown = galaxy_segments(clean + noise)
+    assert segment[32, 32] and grown.sum() > segment.sum() and not (segment & ~grown).any()
+    off_centre = np.roll(clean, 24, axis=(1, 2)) + noise
+    assert galaxy_segments(off_centre) == (None, None)
+    bias = segment_flux_bias(clean, noise=0.05, draws=20, seed=1)
+    assert len(bias["segment"]) == len(bias["grown"]) == 20
+    assert np.mean(bias["segment"]) < -0.01
+    assert abs(np.mean(bias["grown"])) < abs(np.mean(bias["segment"])) / 2
+    # Without noise there is nothing to select: the measure is exact.
+    assert np.allclose(segment_flux_bias(clean, noise=1e-9, draws=2)["segment"], 0, atol=1e-6)
 
 
 def test_summary_picks_the_best_baseline():
@@ -87,7 +114,10 @@ def test_evaluation_on_simulated_pairs(training_field):
             < np.nanmean(np.abs(degraded["flux_error"])))
     summary = summarize_restoration(runs)
     assert len(summary) == 2 and "wins_GalaxyGAN" in summary.colnames
-    assert {"flux_ok_GalaxyGAN", "flux_grown_ok_GalaxyGAN"} <= set(summary.colnames)
+    assert {"flux_ok_GalaxyGAN", "flux_grown_ok_GalaxyGAN", "flux_noise",
+            "flux_within_noise_GalaxyGAN"} <= set(summary.colnames)
+    # More noise, a less precise flux in the data themselves.
+    assert summary["flux_noise"][1] > summary["flux_noise"][0] > 0
     # Deconvolution helps where the blur is strong and the noise modest.
     strong = summary[summary["sigma"] == 5.0][0]
     assert strong["psnr_Richardson-Lucy"] >= strong["psnr_degraded"] - 0.5
@@ -123,10 +153,11 @@ def test_summary_of_several_models_and_the_flux_check():
     for method, score, flux in (("GalaxyGAN-refine", 31.0, 0.02), ("GalaxyGAN-paper", 29.0, 0.3),
                                 ("Richardson-Lucy", 30.0, 0.1), ("degraded", 25.0, 0.2)):
         grown = 0.01 if method == "GalaxyGAN-paper" else 0.05
-        rows.append((0, 1, 1.4, 1.0, method, score, score / 40, flux, grown, 1.0))
-        rows.append((1, 2, 1.4, 1.0, method, score, score / 40, -flux, -grown, 1.0))
+        rows.append((0, 1, 1.4, 1.0, method, score, score / 40, flux, grown, 1.0, 0.02))
+        rows.append((1, 2, 1.4, 1.0, method, score, score / 40, -flux, -grown, 1.0, 0.04))
     runs = QTable(rows=rows, names=["pair_id", "galaxy_id", "fwhm", "sigma", "method", "psnr",
-                                    "ssim", "flux_error", "flux_error_grown", "residual_rms"])
+                                    "ssim", "flux_error", "flux_error_grown", "residual_rms",
+                                    "flux_noise"])
     runs["fwhm"].unit = u.arcsec
     runs.meta["models"] = ["GalaxyGAN-refine", "GalaxyGAN-paper"]
     summary = summarize_restoration(runs)
@@ -139,6 +170,10 @@ def test_summary_of_several_models_and_the_flux_check():
     assert summary["flux_error_grown_GalaxyGAN-paper"][0] == pytest.approx(0.01)
     assert list(summary["flux_grown_ok_GalaxyGAN-paper"]) == [True]
     assert summary["margin_psnr_GalaxyGAN-paper"][0] == pytest.approx(-1.0)
+    # The data's own flux noise: one column per cell, and which models' errors are within it.
+    assert summary["flux_noise"][0] == pytest.approx(0.03)
+    assert list(summary["flux_within_noise_GalaxyGAN-paper"]) == [True]  # 0.01
+    assert list(summary["flux_within_noise_GalaxyGAN-refine"]) == [False]  # 0.05
     # One model against the other: better PSNR, SSIM and flux in the one cell.
     comparison = compare_models(summary, "GalaxyGAN-refine", "GalaxyGAN-paper")
     assert comparison["cells"] == 1 and comparison["mean_psnr_difference"] == pytest.approx(2.0)
