@@ -24,7 +24,8 @@ A refine-mode model on the example field::
 
 (the card records the exact command; the shipped model's card lists the resumed runs
 that made it, in ``training.phases``).  To train on your own field, point
-``--field-dir`` at its frame, psField and fpM files.
+``--field-dir`` at its frame, psField and fpM files; to fine-tune the shipped model
+there, add ``--initial-model galaxyml/gan/data/galaxygan-small.keras``.
 """
 
 import argparse
@@ -72,6 +73,13 @@ def parser():
                         help="weight of the flux term (GalaxyGAN's flux_weight; default a "
                              "tenth of the L1 weight in refine mode, 0, the paper's loss, in "
                              "paper mode)")
+    parser.add_argument("--l2-weight", type=float, default=0.0,
+                        help="weight of a mean-squared-error term (GalaxyGAN's l2_weight; "
+                             "default 0)")
+    parser.add_argument("--initial-model", type=Path, default=None,
+                        help="fine-tune this .keras model (with its card): its network, "
+                             "mode, config and stretch; --mode, --config and --stretch are "
+                             "then ignored, and the discriminator starts afresh")
     parser.add_argument("--steps", type=int, default=100000)
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop at the first checkpoint after this many minutes")
@@ -85,27 +93,42 @@ def parser():
     return parser
 
 
-def field_pairs(args):
-    """The field's GalaxyGAN pairs (random degradations and shifts) and its catalogue."""
+def field_pairs(args, stretch=None):
+    """The field's GalaxyGAN pairs (random degradations and shifts) and its catalogue,
+    in ``stretch`` if one is given, else as ``--stretch`` says."""
+    if stretch is None:
+        stretch = "data" if args.stretch == "data" else GalaxyGANStretch()
     frames = local_field_files(args.field, "gri", args.field_dir).read()
     catalog = galaxy_catalog(frames, size=args.size, mag_range=(12.0, args.mag_limit))
     pairs = make_galaxygan_pairs(frames, catalog=catalog, size=args.size,
                                  grid=degradation_distribution(), n_per_galaxy=args.draws,
                                  max_shift=args.max_shift,
-                                 stretch="data" if args.stretch == "data" else GalaxyGANStretch(),
+                                 stretch=stretch,
                                  seed=args.seed, progress=not args.quiet)
     return pairs, catalog
 
 
-def loss_weights(args):
-    """(l1_weight, flux_weight): the options, or the mode's defaults."""
+def loss_weights(args, mode):
+    """{l1_weight, l2_weight, flux_weight}: the options, or the defaults of ``mode``."""
     l1_weight = args.l1_weight
     if l1_weight is None:
-        l1_weight = REFINE_L1_WEIGHT if args.mode == "refine" else 100.0
+        l1_weight = REFINE_L1_WEIGHT if mode == "refine" else 100.0
     flux_weight = args.flux_weight
     if flux_weight is None:
-        flux_weight = 0.1 * l1_weight if args.mode == "refine" else 0.0
-    return l1_weight, flux_weight
+        flux_weight = 0.1 * l1_weight if mode == "refine" else 0.0
+    return {"l1_weight": l1_weight, "l2_weight": args.l2_weight, "flux_weight": flux_weight}
+
+
+def initial_model(args):
+    """The model to train: a new one as the options say, or ``--initial-model`` with the
+    options' loss weights."""
+    if args.initial_model is None:
+        return GalaxyGAN(config=args.config, stretch=None, mode=args.mode, seed=args.seed,
+                         **loss_weights(args, args.mode))
+    model = GalaxyGAN.load(args.initial_model)
+    for name, weight in loss_weights(args, model.mode).items():
+        setattr(model, name, float(weight))
+    return model
 
 
 def main(argv=None):
@@ -113,15 +136,14 @@ def main(argv=None):
     command = " ".join(["python", "scripts/train_galaxygan.py"]
                        + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
     start = time.monotonic()
-    pairs, catalog = field_pairs(args)
+    model = initial_model(args)
+    pairs, catalog = field_pairs(args, None if args.initial_model is None else model.stretch)
     train = pairs.subset("train")
+    model.stretch = train.stretch
     galaxies = np.unique(train.manifest["galaxy_id"])
     print(f"{len(catalog)} galaxies selected ({catalog.meta['selection']}); training on "
           f"{len(galaxies)} (RA below the median), {len(train)} pairs, stretch "
           f"{train.stretch.to_dict()}")
-    l1_weight, flux_weight = loss_weights(args)
-    model = GalaxyGAN(config=args.config, stretch=train.stretch, mode=args.mode,
-                      l1_weight=l1_weight, flux_weight=flux_weight, seed=args.seed)
     history = model.train(train, steps=args.steps, batch_size=args.batch_size,
                           checkpoint_dir=args.checkpoint_dir,
                           checkpoint_every=args.checkpoint_every,
@@ -134,6 +156,7 @@ def main(argv=None):
         n_galaxies=int(len(galaxies)), draws_per_galaxy=args.draws, max_shift=args.max_shift,
         degradations="drawn: FWHM uniform in 1.2-2.7 arcsec, sigma log-uniform in 1-12",
         wall_time_minutes=round((time.monotonic() - start) / 60, 1),
+        initial_model=None if args.initial_model is None else str(args.initial_model),
         final_l1=float(history["l1"][-1]) if history.get("l1") else None)
     model.save(args.output, overwrite=args.overwrite)
     print(f"written: {args.output} and {args.output.with_suffix('.json')}")

@@ -57,6 +57,19 @@ def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
     assert card["training"]["wall_time_minutes"] >= 0 and card["training"]["max_shift"] == 4
     # The refine mode's defaults: GAN texture down a hundredfold, flux a tenth of L1.
     assert card["training"]["l1_weight"] == 10000 and card["training"]["flux_weight"] == 1000
+    # Fine-tuning starts from the model's network and stretch, with the options' weights.
+    tuned = tmp_path / "tuned.keras"
+    assert train["main"](["--field-dir", str(files.psfield.parent), "--field", field,
+                          "--size", "64", "--mag-limit", "21", "--draws", "2", "--steps", "1",
+                          "--batch-size", "2", "--checkpoint-every", "1",
+                          "--initial-model", str(model), "--l2-weight", "50000",
+                          "--checkpoint-dir", str(tmp_path / "tuning"),
+                          "--output", str(tuned), "--quiet"]) == 0
+    tuned_card = json.loads(tuned.with_suffix(".json").read_text())
+    assert tuned_card["l2_weight"] == 50000 and tuned_card["l1_weight"] == 10000
+    assert tuned_card["training"]["initial_model"] == str(model)
+    assert tuned_card["stretch"] == card["stretch"] and tuned_card["mode"] == "refine"
+    assert tuned_card["training"]["steps"] == 1
     output = tmp_path / "evaluation"
     twin = tmp_path / "twin.keras"  # the same network under another name
     shutil.copy(model, twin)

@@ -179,6 +179,7 @@ def test_pretrained_model_is_shipped():
     assert "scripts/train_galaxygan.py" in training["command"]
     assert training["field"] == "2583-2-136"
     assert model.mode == "refine" and (model.l1_weight, model.flux_weight) == (10000, 1000)
+    assert model.l2_weight == 0  # a card written before the term existed: none
     assert model.stretch.clip_max > 4  # bright cores come back
     assert model.card["metrics"]["n_test_galaxies"] == 20
     assert model.card["metrics"]["cells_won"] == 20
@@ -321,6 +322,14 @@ def test_flux_term_is_the_relative_flux_error(refine_pairs):
     assert float(paper.reconstruction(target, offset)) == pytest.approx(l1, rel=1e-4)
     with pytest.raises(InvalidParameterError, match="flux_weight"):
         GalaxyGAN(flux_weight=-1.0)
+    # The squared-error term adds l2_weight times the mean squared error.
+    squared = GalaxyGAN(stretch=refine_pairs.stretch, l2_weight=1000.0)
+    mse = float(ops.mean(ops.square(offset - target)))
+    assert mse > 0
+    assert float(squared.reconstruction(target, offset)) == pytest.approx(
+        l1 + 1000 * mse, rel=1e-4)
+    with pytest.raises(InvalidParameterError, match="l2_weight"):
+        GalaxyGAN(l2_weight=-1.0)
 
 
 def test_refine_mode_trains_saves_and_loads(refine_pairs, tmp_path):
