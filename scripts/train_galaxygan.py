@@ -119,16 +119,15 @@ def loss_weights(args, mode):
     return {"l1_weight": l1_weight, "l2_weight": args.l2_weight, "flux_weight": flux_weight}
 
 
-def initial_model(args):
-    """The model to train: a new one as the options say, or ``--initial-model`` with the
-    options' loss weights."""
-    if args.initial_model is None:
-        return GalaxyGAN(config=args.config, stretch=None, mode=args.mode, seed=args.seed,
+def model_to_train(args, initial, stretch):
+    """A new model in ``stretch`` as the options say, or ``initial`` (``--initial-model``)
+    with the options' loss weights."""
+    if initial is None:
+        return GalaxyGAN(config=args.config, stretch=stretch, mode=args.mode, seed=args.seed,
                          **loss_weights(args, args.mode))
-    model = GalaxyGAN.load(args.initial_model)
-    for name, weight in loss_weights(args, model.mode).items():
-        setattr(model, name, float(weight))
-    return model
+    for name, weight in loss_weights(args, initial.mode).items():
+        setattr(initial, name, float(weight))
+    return initial
 
 
 def main(argv=None):
@@ -136,10 +135,10 @@ def main(argv=None):
     command = " ".join(["python", "scripts/train_galaxygan.py"]
                        + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
     start = time.monotonic()
-    model = initial_model(args)
-    pairs, catalog = field_pairs(args, None if args.initial_model is None else model.stretch)
+    initial = None if args.initial_model is None else GalaxyGAN.load(args.initial_model)
+    pairs, catalog = field_pairs(args, None if initial is None else initial.stretch)
     train = pairs.subset("train")
-    model.stretch = train.stretch
+    model = model_to_train(args, initial, train.stretch)
     galaxies = np.unique(train.manifest["galaxy_id"])
     print(f"{len(catalog)} galaxies selected ({catalog.meta['selection']}); training on "
           f"{len(galaxies)} (RA below the median), {len(train)} pairs, stretch "
