@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from galaxyml.datasets import (degradation_distribution, example_field_dir, galaxy_catalog,
@@ -81,6 +82,10 @@ def parser():
                              "mode, config and stretch; --mode, --config and --stretch are "
                              "then ignored, and the discriminator starts afresh")
     parser.add_argument("--steps", type=int, default=100000)
+    parser.add_argument("--lr-decay", action="store_true",
+                        help="let the learning rate fall linearly from GalaxyGAN's 2e-4 to "
+                             "zero at --steps (pix2pix's second half); end such a run at "
+                             "--steps rather than --minutes")
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop at the first checkpoint after this many minutes")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -119,6 +124,15 @@ def loss_weights(args, mode):
     return {"l1_weight": l1_weight, "l2_weight": args.l2_weight, "flux_weight": flux_weight}
 
 
+def learning_rate(args):
+    """The learning rate: GalaxyGAN's, or with ``--lr-decay`` a linear fall to zero at
+    ``--steps`` (the optimizer's step count, so a resumed run continues the fall)."""
+    if not args.lr_decay:
+        return GalaxyGAN.default_learning_rate
+    return keras.optimizers.schedules.PolynomialDecay(
+        GalaxyGAN.default_learning_rate, decay_steps=args.steps, end_learning_rate=0.0)
+
+
 def model_to_train(args, initial, stretch):
     """A new model in ``stretch`` as the options say, or ``initial`` (``--initial-model``)
     with the options' loss weights."""
@@ -144,6 +158,7 @@ def main(argv=None):
           f"{len(galaxies)} (RA below the median), {len(train)} pairs, stretch "
           f"{train.stretch.to_dict()}")
     history = model.train(train, steps=args.steps, batch_size=args.batch_size,
+                          learning_rate=learning_rate(args),
                           checkpoint_dir=args.checkpoint_dir,
                           checkpoint_every=args.checkpoint_every,
                           log_path=args.checkpoint_dir / "log.csv", in_memory=True,

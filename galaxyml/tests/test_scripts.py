@@ -63,6 +63,7 @@ def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
                           "--size", "64", "--mag-limit", "21", "--draws", "2", "--steps", "1",
                           "--batch-size", "2", "--checkpoint-every", "1",
                           "--initial-model", str(model), "--l2-weight", "50000",
+                          "--lr-decay",
                           "--checkpoint-dir", str(tmp_path / "tuning"),
                           "--output", str(tuned), "--quiet"]) == 0
     tuned_card = json.loads(tuned.with_suffix(".json").read_text())
@@ -70,6 +71,10 @@ def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
     assert tuned_card["training"]["initial_model"] == str(model)
     assert tuned_card["stretch"] == card["stretch"] and tuned_card["mode"] == "refine"
     assert tuned_card["training"]["steps"] == 1
+    # --lr-decay: a linear fall to zero at --steps, recorded as the schedule.
+    schedule = tuned_card["training"]["learning_rate"]["config"]
+    assert schedule["decay_steps"] == 1 and schedule["end_learning_rate"] == 0
+    assert schedule["initial_learning_rate"] == card["training"]["learning_rate"] == 2e-4
     output = tmp_path / "evaluation"
     twin = tmp_path / "twin.keras"  # the same network under another name
     shutil.copy(model, twin)
