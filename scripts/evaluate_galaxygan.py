@@ -172,7 +172,8 @@ def cell_counts(summary, name):
 def card_metrics(summary, name, command):
     """The evaluation's per-cell means for the card of the model named ``name``."""
     columns = [c for c in summary.colnames
-               if c.startswith(("psnr_", "ssim_", "flux_error_")) or c == "flux_noise"]
+               if c.startswith(("psnr_", "ssim_", "flux_error_", "flux_excess_",
+                                "flux_grown_excess_")) or c == "flux_noise"]
     return {"evaluation": "held-out galaxies (RA above the median, r < "
                           f"{summary.meta['mag_limit']:g}) of the training field, the paper's "
                           "grid and stretch",
@@ -200,13 +201,21 @@ def print_table(summary, models):
                   + " ".join(f"{form.format(row[f'{metric}_{m}']):>20}" for m in methods)
                   + (f" {row['flux_noise']:>10.3f}" if metric == "flux_error_grown" else ""))
     for model in models:
-        print(f"\n{model}: margins over the best baseline (PSNR dB, SSIM)")
+        print(f"\n{model}: margins over the best baseline (PSNR dB, SSIM); flux error minus "
+              "Richardson-Lucy's (percentage points, +- standard error over the pairs)")
         for row in summary:
             print(f"{row['fwhm'].value:5.1f} {row['sigma']:5.1f} "
                   f"{row[f'margin_psnr_{model}']:+6.2f} {row[f'margin_ssim_{model}']:+7.3f} "
                   f"{'wins' if row[f'wins_{model}'] else 'LOSES'} flux "
-                  f"{'ok' if row[f'flux_ok_{model}'] else 'WORSE than RL'}, grown segment "
-                  f"{'ok' if row[f'flux_grown_ok_{model}'] else 'WORSE than RL'}")
+                  f"{flux_verdict(row, model, 'flux')}, grown segment "
+                  f"{flux_verdict(row, model, 'flux_grown')}")
+
+
+def flux_verdict(row, model, measure):
+    """'ok' or 'WORSE than RL', with the excess over Richardson-Lucy and its error."""
+    excess, error = (100 * row[f"{measure}_excess{part}_{model}"] for part in ("", "_se"))
+    verdict = "ok" if row[f"{measure}_ok_{model}"] else "WORSE than RL"
+    return f"{verdict} ({excess:+.1f} +- {error:.1f} pp)"
 
 
 def main(argv=None):

@@ -251,7 +251,11 @@ def summarize_restoration(runs):
         (M minus the best baseline), ``wins_M`` (both margins positive)
         and, where Richardson-Lucy was run, ``flux_ok_M`` and
         ``flux_grown_ok_M`` (a mean flux error no larger than
-        Richardson-Lucy's, in the segment and in the grown segment), and
+        Richardson-Lucy's, in the segment and in the grown segment) with
+        ``flux_excess_M`` / ``flux_grown_excess_M`` and their standard errors
+        ``flux_excess_se_M`` / ``flux_grown_excess_se_M`` (the mean over the
+        cell's pairs of M's absolute flux error minus Richardson-Lucy's on
+        the same pair: how far a shortfall is from chance), and
         with ``flux_noise``, ``flux_within_noise_M`` (a mean flux error in the
         grown segment no larger than the data's own flux noise).
     """
@@ -275,6 +279,25 @@ def summarize_restoration(runs):
                           else np.nanmean(data))
         return values
 
+    def paired_excess(metric, model):
+        """Per cell, the mean and standard error of |model's error| - |RL's| by pair."""
+        means, errors = [], []
+        for fwhm, sigma in cells:
+            in_cell = np.isclose(runs["fwhm"].value, fwhm) & np.isclose(runs["sigma"], sigma)
+            errors_by_pair = [
+                dict(zip(runs["pair_id"][in_cell & (runs["method"] == method)],
+                         np.abs(np.asarray(runs[metric][in_cell & (runs["method"] == method)],
+                                           float))))
+                for method in (model, "Richardson-Lucy")]
+            excess = np.array([error - errors_by_pair[1][pair]
+                               for pair, error in errors_by_pair[0].items()
+                               if pair in errors_by_pair[1]])
+            excess = excess[np.isfinite(excess)]
+            means.append(excess.mean() if excess.size else np.nan)
+            errors.append(excess.std(ddof=1) / np.sqrt(excess.size) if excess.size > 1
+                          else np.nan)
+        return means, errors
+
     for metric in metrics:
         for method in methods:
             summary[f"{metric}_{method}"] = cell_means(metric, method)
@@ -294,6 +317,9 @@ def summarize_restoration(runs):
                 if metric in metrics:
                     summary[f"{check}_{model}"] = (summary[f"{metric}_{model}"]
                                                    <= summary[f"{metric}_Richardson-Lucy"])
+                    excess = check.replace("_ok", "_excess")
+                    (summary[f"{excess}_{model}"],
+                     summary[f"{excess}_se_{model}"]) = paired_excess(metric, model)
         if "flux_noise" in summary.colnames:
             summary[f"flux_within_noise_{model}"] = (summary[f"flux_error_grown_{model}"]
                                                      <= summary["flux_noise"])

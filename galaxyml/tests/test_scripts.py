@@ -104,6 +104,7 @@ def test_train_and_evaluate_galaxygan(simulated_field, tmp_path):
     assert bias["galaxies"] == 1 and np.isfinite(bias["segment_mean"])
     assert all(cell["flux_noise"] > 0 for cell in card["metrics"]["cells"])
     assert 0 <= card["metrics"]["cells_flux_within_noise"] <= 20
+    assert all("flux_grown_excess_se_mine" in cell for cell in card["metrics"]["cells"])
     held_out = card["uncertainty"]["held_out"]
     assert 0 <= held_out["within_1sigma"] <= held_out["within_2sigma"] <= 1
 

@@ -169,6 +169,10 @@ def test_summary_of_several_models_and_the_flux_check():
     assert list(summary["flux_ok_GalaxyGAN-paper"]) == [False]
     assert summary["flux_error_grown_GalaxyGAN-paper"][0] == pytest.approx(0.01)
     assert list(summary["flux_grown_ok_GalaxyGAN-paper"]) == [True]
+    # The excess over Richardson-Lucy, pair by pair, and its standard error.
+    assert summary["flux_excess_GalaxyGAN-paper"][0] == pytest.approx(0.2)
+    assert summary["flux_excess_se_GalaxyGAN-paper"][0] == pytest.approx(0.0)
+    assert summary["flux_grown_excess_GalaxyGAN-paper"][0] == pytest.approx(-0.04)
     assert summary["margin_psnr_GalaxyGAN-paper"][0] == pytest.approx(-1.0)
     # The data's own flux noise: one column per cell, and which models' errors are within it.
     assert summary["flux_noise"][0] == pytest.approx(0.03)
@@ -195,3 +199,25 @@ def test_power_law_calibration_recovers_the_law():
     assert power_law_calibration(residual, 1 / spread)[1] == 0.0
     with pytest.raises(InvalidParameterError, match="fewer than two pixels"):
         power_law_calibration(np.zeros(5), spread[:5])
+
+
+def test_flux_excess_is_paired_by_pair():
+    """The excess over Richardson-Lucy compares each pair with itself, whatever the row
+    order, and skips pairs without a segment."""
+    model_errors = {10: 0.05, 11: -0.20, 12: 0.01, 13: np.nan}
+    rl_errors = {13: np.nan, 12: 0.04, 11: 0.10, 10: -0.02}  # another order
+    rows = [(pair, pair, 1.4, 1.0, "GalaxyGAN", 30.0, 0.8, error, error, 1.0)
+            for pair, error in model_errors.items()]
+    rows += [(pair, pair, 1.4, 1.0, method, 28.0, 0.7, error, error, 1.0)
+             for method in ("Richardson-Lucy", "degraded") for pair, error in rl_errors.items()]
+    runs = QTable(rows=rows, names=["pair_id", "galaxy_id", "fwhm", "sigma", "method", "psnr",
+                                    "ssim", "flux_error", "flux_error_grown", "residual_rms"])
+    runs["fwhm"].unit = u.arcsec
+    summary = summarize_restoration(runs)
+    excess = np.array([0.05 - 0.02, 0.20 - 0.10, 0.01 - 0.04])
+    assert summary["flux_excess_GalaxyGAN"][0] == pytest.approx(excess.mean())
+    assert summary["flux_excess_se_GalaxyGAN"][0] == pytest.approx(excess.std(ddof=1) / np.sqrt(3))
+    # The mean excess is the difference of the two mean errors, as the check uses.
+    assert summary["flux_excess_GalaxyGAN"][0] == pytest.approx(
+        summary["flux_error_GalaxyGAN"][0] - summary["flux_error_Richardson-Lucy"][0])
+    assert summary["flux_grown_excess_GalaxyGAN"][0] == pytest.approx(excess.mean())
