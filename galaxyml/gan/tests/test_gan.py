@@ -181,14 +181,19 @@ def test_pretrained_model_is_shipped():
     assert model.mode == "refine" and (model.l1_weight, model.flux_weight) == (10000, 1000)
     assert model.l2_weight == 0  # a card written before the term existed: none
     assert model.stretch.clip_max > 4  # bright cores come back
-    assert model.card["metrics"]["n_test_galaxies"] == 20
+    assert model.card["metrics"]["n_test_galaxies"] == 80  # all held-out ones with r < 20
     assert model.card["metrics"]["cells_won"] == 20
-    # The grown-segment flux check the card counts agrees with its own per-cell table.
+    # The flux checks the card counts agree with its own per-cell table.
     cells = model.card["metrics"]["cells"]
     name = model.card["metrics"]["name"]
-    assert model.card["metrics"]["cells_flux_grown_ok"] == sum(
-        cell[f"flux_error_grown_{name}"] <= cell["flux_error_grown_Richardson-Lucy"]
-        for cell in cells)
+    for measure, check in (("flux_error", "flux_ok"), ("flux_error_grown", "flux_grown_ok")):
+        assert model.card["metrics"][f"cells_{check}"] == sum(
+            cell[f"{measure}_{name}"] <= cell[f"{measure}_Richardson-Lucy"] for cell in cells)
+        excess = check.replace("_ok", "_excess")
+        for cell in cells:  # the paired excess is the difference of the two means
+            assert cell[f"{excess}_{name}"] == pytest.approx(
+                cell[f"{measure}_{name}"] - cell[f"{measure}_Richardson-Lucy"], abs=1e-9)
+            assert cell[f"{excess}_se_{name}"] > 0
     assert model.card["metrics"]["cells_flux_within_noise"] == sum(
         cell[f"flux_error_grown_{name}"] <= cell["flux_noise"] for cell in cells)
     # The data's own flux noise grows with the noise factor, as it must.
