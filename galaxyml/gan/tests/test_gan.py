@@ -183,6 +183,10 @@ def test_pretrained_model_is_shipped():
     assert model.stretch.clip_max > 4  # bright cores come back
     assert model.card["metrics"]["n_test_galaxies"] == 80  # all held-out ones with r < 20
     assert model.card["metrics"]["cells_won"] == 20
+    # The check on every held-out galaxy the selection keeps (r < 21): more of them.
+    check = model.card["metrics"]["all_held_out"]
+    assert check["n_test_galaxies"] > model.card["metrics"]["n_test_galaxies"]
+    assert check["cells_won"] <= 20 and "--mag-limit 21" in check["command"]
     # The flux checks the card counts agree with its own per-cell table.
     cells = model.card["metrics"]["cells"]
     name = model.card["metrics"]["name"]
