@@ -279,19 +279,19 @@ def summarize_restoration(runs):
                           else np.nanmean(data))
         return values
 
+    def absolute_errors(metric, method, in_cell):
+        """pair_id -> |error| of ``method`` in the cell."""
+        rows = runs[in_cell & (runs["method"] == method)]
+        return dict(zip(rows["pair_id"], np.abs(np.asarray(rows[metric], float))))
+
     def paired_excess(metric, model):
         """Per cell, the mean and standard error of |model's error| - |RL's| by pair."""
         means, errors = [], []
         for fwhm, sigma in cells:
             in_cell = np.isclose(runs["fwhm"].value, fwhm) & np.isclose(runs["sigma"], sigma)
-            errors_by_pair = [
-                dict(zip(runs["pair_id"][in_cell & (runs["method"] == method)],
-                         np.abs(np.asarray(runs[metric][in_cell & (runs["method"] == method)],
-                                           float))))
-                for method in (model, "Richardson-Lucy")]
-            excess = np.array([error - errors_by_pair[1][pair]
-                               for pair, error in errors_by_pair[0].items()
-                               if pair in errors_by_pair[1]])
+            ours = absolute_errors(metric, model, in_cell)
+            theirs = absolute_errors(metric, "Richardson-Lucy", in_cell)
+            excess = np.array([ours[pair] - theirs[pair] for pair in ours if pair in theirs])
             excess = excess[np.isfinite(excess)]
             means.append(excess.mean() if excess.size else np.nan)
             errors.append(excess.std(ddof=1) / np.sqrt(excess.size) if excess.size > 1
