@@ -269,12 +269,13 @@ def summarize_restoration(runs):
     metrics = [metric for metric in ("psnr", "ssim", "flux_error", "flux_error_grown",
                                      "residual_rms") if metric in runs.colnames]
 
+    in_cells = [np.isclose(runs["fwhm"].value, fwhm) & np.isclose(runs["sigma"], sigma)
+                for fwhm, sigma in cells]
+
     def cell_means(metric, method):
         values = []
-        for fwhm, sigma in cells:
-            chosen = ((runs["method"] == method) & np.isclose(runs["fwhm"].value, fwhm)
-                      & np.isclose(runs["sigma"], sigma))
-            data = np.asarray(runs[metric][chosen], float)
+        for in_cell in in_cells:
+            data = np.asarray(runs[metric][in_cell & (runs["method"] == method)], float)
             values.append(np.nanmean(np.abs(data)) if metric.startswith("flux_error")
                           else np.nanmean(data))
         return values
@@ -287,8 +288,7 @@ def summarize_restoration(runs):
     def paired_excess(metric, model):
         """Per cell, the mean and standard error of |model's error| - |RL's| by pair."""
         means, errors = [], []
-        for fwhm, sigma in cells:
-            in_cell = np.isclose(runs["fwhm"].value, fwhm) & np.isclose(runs["sigma"], sigma)
+        for in_cell in in_cells:
             ours = absolute_errors(metric, model, in_cell)
             theirs = absolute_errors(metric, "Richardson-Lucy", in_cell)
             excess = np.array([ours[pair] - theirs[pair] for pair in ours if pair in theirs])
