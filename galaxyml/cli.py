@@ -139,6 +139,8 @@ def _parser():
 
 
 def _add_batch_parser(commands):
+    from .batch.config import PRESETS
+
     batch = commands.add_parser(
         "batch", help="run tasks over many SDSS fields (serially, in processes or on Dask)",
         description="Run tasks over many SDSS fields and write per-field products, "
@@ -162,6 +164,10 @@ def _add_batch_parser(commands):
     batch.add_argument("--config", default=None, metavar="FILE",
                        help="TOML or YAML file of task parameters")
     batch.add_argument("--bands", default=None, help="bands to read and cut (default: gri)")
+    batch.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                       help="a papers' selection instead of every galaxy the tasks can "
+                            "handle: 'training' (the shipped GANs' training set: isolated, "
+                            "unmasked, r < 21) or 'main-sample' (the same to r < 17.77)")
     batch.add_argument("--no-download", action="store_true",
                        help="report fields missing locally instead of downloading them")
     batch.add_argument("--quiet", action="store_true", help="no progress display")
@@ -172,20 +178,23 @@ def run_batch_command(arguments):
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # workers inherit it: quieter logs
-    from .batch import run_batch
+    from .batch import run_batch, selection_summary
 
     output = Path(arguments.output)
     manifest, catalog = run_batch(
         arguments.fields, mirror=arguments.mirror, tasks=arguments.tasks,
         executor=arguments.executor, workers=arguments.workers,
         scheduler=arguments.scheduler, output=output, config=arguments.config,
-        bands=arguments.bands, download=False if arguments.no_download else None,
-        quiet=arguments.quiet)
+        bands=arguments.bands, preset=arguments.preset,
+        download=False if arguments.no_download else None, quiet=arguments.quiet)
     states = list(manifest["state"])
     counts = {state: states.count(state) for state in ("done", "failed", "missing", "pending")}
     print(f"galaxyml batch: {len(states)} fields: {counts['done']} done, {counts['failed']} "
           f"failed, {counts['missing']} missing; {len(catalog)} galaxies in "
           f"{output / 'catalog.ecsv'}", flush=True)
+    if catalog.meta.get("selection"):
+        print(f"galaxyml batch: selection: {selection_summary(catalog.meta['selection'])}",
+              flush=True)
     bad = counts["failed"] + counts["missing"] + counts["pending"]
     if bad:
         print(f"galaxyml batch: {bad} of {len(states)} fields were not processed; see "
@@ -195,11 +204,33 @@ def run_batch_command(arguments):
     return 0
 
 
+# Signals turned into KeyboardInterrupt, so that SIGTERM stops a run as cleanly as Ctrl-C.
+_received = []
+
+
+def _interrupt(signum, frame):
+    import signal
+
+    _received.append(signum)
+    signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+
+
 def main(argv=None):
-    """Entry point of the ``galaxyml`` command."""
+    """Entry point of the ``galaxyml`` command.
+
+    Every failure ends in one line on standard error: a problem with the
+    input or the output (exit status 2), or an interruption by Ctrl-C or
+    SIGTERM (130 or 143), after which the same command resumes.
+    """
+    import signal
+    import threading
+
     from .exceptions import GalaxymlError
 
     arguments = _parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    _received.clear()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         if arguments.command == "demo":
             run_demo(arguments.output, arguments.seed, arguments.n_cutouts, arguments.size,
@@ -207,9 +238,22 @@ def main(argv=None):
         elif arguments.command == "batch":
             return run_batch_command(arguments)
     except GalaxymlError as exc:  # a problem with the input, said in one line
-        print(f"galaxyml: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return _fail(" ".join(str(exc).split()))
+    except OSError as exc:  # the system's: permission denied, disk full, ...
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        return _fail(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        print("\ngalaxyml: interrupted: rerun the same command to resume", file=sys.stderr)
+        return 128 + (_received[0] if _received else signal.SIGINT)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _fail(message):
+    print(f"galaxyml: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

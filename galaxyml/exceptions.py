@@ -28,6 +28,8 @@ __all__ = [
     "CutoutOffImageError",
     "InvalidCutoutSizeError",
     "OutputExistsError",
+    "OutputLockedError",
+    "FieldLimitError",
     "SDSSDataNotFoundError",
     "InvalidDistributionError",
     "InsufficientMemoryError",
@@ -123,6 +125,14 @@ class InvalidCutoutSizeError(GalaxymlError, ValueError):
 
 class OutputExistsError(GalaxymlError, FileExistsError):
     """An output would overwrite an existing file or one of its own inputs."""
+
+
+class OutputLockedError(GalaxymlError, BlockingIOError):
+    """An output directory is in use by another galaxyml run."""
+
+
+class FieldLimitError(GalaxymlError, RuntimeError):
+    """A field of a batch took more time or memory than the batch allows."""
 
 
 class SDSSDataNotFoundError(MissingFileError):

@@ -7,10 +7,10 @@ import json
 import tomllib
 from pathlib import Path
 
-from ..exceptions import InvalidParameterError, MissingFileError
+from ..exceptions import InvalidParameterError, MissingFileError, UnknownBandError
 from ..utils._optional import optional_import
 
-__all__ = ["TASKS", "DEFAULT_CONFIG", "batch_config", "config_hash", "add_config_cards"]
+__all__ = ["TASKS", "DEFAULT_CONFIG", "PRESETS", "batch_config", "config_hash", "add_config_cards"]
 
 #: The tasks a batch can run on each field, in the order they run.  ``catalog`` (detect and
 #: select galaxies) always runs; the others work on each galaxy's multi-band cutout.
@@ -23,12 +23,17 @@ DEFAULT_CONFIG = {
     "reference_band": "r",       # the cutouts' pixel grid
     "size": 64,                  # cutout side in pixels
     "chunk_size": 32,            # galaxies cut and processed at a time (bounds memory)
+    "limits": {                  # a field past either fails with the reason; 0: no limit
+        "field_seconds": 3600.0,
+        "field_memory_mib": 8192.0,  # the worker process's resident memory
+    },
     "catalog": {                 # galaxyml.datasets.galaxy_catalog
         "detection_band": "r",
-        "mag_range": [14.0, 17.77],
-        "min_size_ratio": 1.15,
-        "max_neighbour_flux_ratio": 0.5,
-        "max_masked_fraction": 0.1,
+        "mag_range": [12.0, 21.0],
+        "min_size_ratio": 1.15,  # the star/galaxy separation
+        "max_neighbour_flux_ratio": 0.5,  # above: flagged blended
+        "max_masked_fraction": 0.1,       # above: flagged masked
+        "drop_flagged": False,   # drop blended and masked galaxies instead of flagging them
         "nsigma": 3.0,
         "max_galaxies": 0,       # the brightest N per field; 0 keeps all
     },
@@ -41,8 +46,18 @@ DEFAULT_CONFIG = {
 }
 
 
-def batch_config(config=None, **overrides):
-    """The complete parameters of a batch: the defaults updated by a file or a dict.
+#: Selections of the papers' training sets, applied over the defaults by ``preset``:
+#: ``training`` is the selection the shipped GalaxyGAN and PSFGAN were trained on (isolated,
+#: unmasked galaxies to r = 21); ``main-sample`` that of the SDSS main galaxy sample's
+#: magnitude limit (r < 17.77), from which Galaxy Zoo and the GAN papers drew their galaxies.
+PRESETS = {
+    "training": {"catalog": {"mag_range": [12.0, 21.0], "drop_flagged": True}},
+    "main-sample": {"catalog": {"mag_range": [14.0, 17.77], "drop_flagged": True}},
+}
+
+
+def batch_config(config=None, preset=None, **overrides):
+    """The complete parameters of a batch: the defaults updated by a preset, a file or a dict.
 
     Parameters
     ----------
@@ -56,6 +71,9 @@ def batch_config(config=None, **overrides):
             mag_range = [14.0, 19.0]
             max_galaxies = 50
 
+    preset : str, optional
+        A name from `PRESETS`, applied over the defaults and under
+        ``config``.
     **overrides
         Top-level keys that take precedence over the file (as the command
         line's options do).
@@ -72,8 +90,18 @@ def batch_config(config=None, **overrides):
         file.
     """
     result = copy.deepcopy(DEFAULT_CONFIG)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise InvalidParameterError(f"unknown preset {preset!r}; the presets are "
+                                        f"{sorted(PRESETS)}")
+        _update(result, copy.deepcopy(PRESETS[preset]))
     given = _read(config) if isinstance(config, (str, Path)) else dict(config or {})
     given.update({key: value for key, value in overrides.items() if value is not None})
+    return _update(result, given)
+
+
+def _update(result, given):
+    """``result`` (complete parameters) updated by ``given``, each value checked."""
     for key, value in given.items():
         if key not in result:
             raise InvalidParameterError(f"unknown batch parameter {key!r}; known: "
@@ -103,32 +131,85 @@ def _checked(name, default, value):
         ok = ok and (isinstance(default, float) or float(value).is_integer())
         value = type(default)(value) if ok else value
     elif isinstance(default, list):
-        ok = isinstance(value, (list, tuple)) and len(value) == len(default)
+        ok = isinstance(value, (list, tuple)) and len(value) == len(default) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         value = [float(v) for v in value] if ok else value
     else:
         ok = isinstance(value, str) or (name == "bands" and isinstance(value, (list, tuple)))
         value = "".join(value) if name == "bands" and ok else value
     if not ok:
         raise InvalidParameterError(f"batch parameter {name} must be like {default!r}, not "
-                                    f"{value!r}")
+                                    f"{_short_repr(value)}")
+    if name == "bands":
+        _check_band_letters(value)
+    low, high = _BOUNDS.get(name, (None, None))
+    if low is not None and not low <= value <= high:
+        raise InvalidParameterError(f"batch parameter {name} must be from {low} to {high}, "
+                                    f"not {value}")
     return value
+
+
+# Bounds of the numbers whose size costs time or memory (a stamp's side, galaxies in memory,
+# dropout draws per galaxy) or that must not be negative.
+_BOUNDS = {"size": (16, 1024), "chunk_size": (1, 4096), "restore.samples": (0, 64),
+           "restore.fwhm": (0.0, 10.0), "catalog.max_galaxies": (0, 10 ** 6),
+           "catalog.nsigma": (0.5, 1000.0), "limits.field_seconds": (0.0, 10.0 ** 7),
+           "limits.field_memory_mib": (0.0, 10.0 ** 8)}
+
+
+def _short_repr(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _check_band_letters(bands):
+    from ..utils._sdss import SDSS_BANDS
+
+    unknown = sorted(set(bands) - set(SDSS_BANDS))
+    if unknown or not bands or len(set(bands)) != len(bands):
+        raise UnknownBandError(f"bands must be distinct letters from {SDSS_BANDS!r}, not "
+                               f"{_short_repr(bands)}" + (f" (unknown: {unknown})" if unknown
+                                                          else ""))
+
+
+# A configuration is a few hundred bytes; a larger file is not one.
+_MAX_CONFIG_BYTES = 1_000_000
 
 
 def _read(path):
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path}: no such batch configuration file")
+    if path.stat().st_size > _MAX_CONFIG_BYTES:
+        raise InvalidParameterError(f"{path}: {path.stat().st_size} bytes is too large for a "
+                                    f"batch configuration (at most {_MAX_CONFIG_BYTES})")
     try:
-        if path.suffix in (".yaml", ".yml"):
-            yaml = optional_import("yaml", "YAML configurations", "dask")
-            content = yaml.safe_load(path.read_text()) or {}
-        else:
-            content = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise InvalidParameterError(f"{path}: not a valid configuration file ({exc})") from exc
+        text = path.read_text()
+        content = (_load_yaml(text) if path.suffix in (".yaml", ".yml")
+                   else tomllib.loads(text)) or {}
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001  (TOML, YAML and decoding errors alike)
+        message = " ".join(str(exc).split())[:300]
+        raise InvalidParameterError(f"{path}: not a valid configuration file "
+                                    f"({type(exc).__name__}: {message})") from None
     if not isinstance(content, dict):
         raise InvalidParameterError(f"{path}: a configuration is a mapping of parameters")
     return content
+
+
+def _load_yaml(text):
+    """YAML through a safe loader that refuses aliases (they can expand without bound)."""
+    yaml = optional_import("yaml", "YAML configurations", "dask")
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                raise InvalidParameterError("YAML aliases (*name) are not allowed in a batch "
+                                            "configuration")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliasLoader)
 
 
 def _canonical_json(config):

@@ -10,14 +10,18 @@ grow with the number of stamps.
 
 import logging
 import multiprocessing
+import os
 import secrets
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from ..exceptions import InvalidParameterError
 from ..utils._optional import optional_import
 from .tasks import process_field
 
-__all__ = ["EXECUTORS", "run_fields"]
+__all__ = ["EXECUTORS", "run_fields", "check_executor"]
 
 #: The executors: ``serial`` (this process), ``processes`` (a local pool), ``dask``.
 EXECUTORS = ("serial", "processes", "dask")
@@ -47,10 +51,7 @@ def run_fields(jobs, settings, executor="serial", workers=None, scheduler=None, 
         The field and what `~galaxyml.batch.tasks.process_field` returned;
         a worker that died is a ``failed`` result saying so.
     """
-    if executor not in EXECUTORS:
-        raise InvalidParameterError(f"executor must be one of {EXECUTORS}, not {executor!r}")
-    if workers is not None and int(workers) < 1:
-        raise InvalidParameterError(f"workers must be at least 1, not {workers}")
+    check_executor(executor, workers)
     if not jobs:
         return
     if executor == "serial":
@@ -60,6 +61,15 @@ def run_fields(jobs, settings, executor="serial", workers=None, scheduler=None, 
         yield from _run_processes(jobs, settings, workers)
     else:
         yield from _run_dask(jobs, settings, workers, scheduler, log)
+
+
+def check_executor(executor, workers=None):
+    """Raise `~galaxyml.exceptions.InvalidParameterError` for an unknown executor or a
+    number of workers below 1."""
+    if executor not in EXECUTORS:
+        raise InvalidParameterError(f"executor must be one of {EXECUTORS}, not {executor!r}")
+    if workers is not None and int(workers) < 1:
+        raise InvalidParameterError(f"workers must be at least 1, not {workers}")
 
 
 def _lost(job, exc):
@@ -73,7 +83,9 @@ def _run_processes(jobs, settings, workers):
     # Spawned, not forked: TensorFlow's threads do not survive a fork.
     context = multiprocessing.get_context("spawn")
     workers = min(int(workers or multiprocessing.cpu_count()), len(jobs))
-    pool = ProcessPoolExecutor(workers, mp_context=context)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                               initargs=(os.getpid(),))
+    finished = False
     try:
         futures = {pool.submit(process_field, job, settings): job for job in jobs}
         for future in as_completed(futures):
@@ -81,8 +93,31 @@ def _run_processes(jobs, settings, workers):
                 yield futures[future], future.result()
             except Exception as exc:  # BrokenProcessPool: a worker was killed
                 yield futures[future], _lost(futures[future], exc)
+        finished = True
     finally:
+        if not finished:  # interrupted: the workers stop now, not after their fields
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker(client_pid):
+    """In each local worker: Ctrl-C is the client's to handle, and the worker ends with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_client, args=(client_pid,), daemon=True,
+                     name="galaxyml-client-watch").start()
+
+
+def _exit_with_client(client_pid, interval=0.5):
+    """End this process as soon as the client that started it is gone.
+
+    A field half written is harmless (it is staged and renamed into place
+    complete), while a worker that outlives its client would go on writing
+    into a directory that a new run may own.
+    """
+    while os.getppid() == client_pid:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _run_dask(jobs, settings, workers, scheduler, log):
@@ -104,7 +139,7 @@ def _run_dask(jobs, settings, workers, scheduler, log):
                               "distributed.worker.profile.enabled": False}):
             cluster = distributed.LocalCluster(
                 n_workers=int(workers or multiprocessing.cpu_count()), threads_per_worker=1,
-                processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
+                processes=True, dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         client = distributed.Client(cluster)
     try:
         log(f"Dask dashboard: {client.dashboard_link}")

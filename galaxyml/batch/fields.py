@@ -2,10 +2,12 @@
 """The fields of a batch: read from a table, or found among the frames of a directory."""
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy.table import QTable, Table
+from astropy.utils.exceptions import AstropyWarning
 
 from ..exceptions import InvalidInputTypeError, InvalidParameterError, MissingColumnError, \
     MissingFileError
@@ -17,6 +19,9 @@ DEFAULT_RERUN = 301
 
 _FRAME_NAME = re.compile(r"frame-[ugriz]-(\d{6})-(\d)-(\d{4})\.fits(\.bz2|\.gz)?$")
 _COLUMNS = ("run", "camcol", "field")
+# The largest values SDSS's file names can hold.
+_LIMITS = {"run": 999_999, "camcol": 6, "field": 9_999, "rerun": 999_999}
+_MAX_TABLE_BYTES = 100_000_000
 
 
 def field_name(run, camcol, field):
@@ -75,10 +80,49 @@ def _read_table(path):
     fmt = "ascii.ecsv" if path.suffix == ".ecsv" else "ascii.csv"
     if path.suffix not in (".ecsv", ".csv"):
         fmt = None  # let astropy guess (FITS tables, whitespace-separated text)
+    if path.stat().st_size > _MAX_TABLE_BYTES:
+        raise InvalidParameterError(f"{path}: {path.stat().st_size} bytes is too large for a "
+                                    f"field table (at most {_MAX_TABLE_BYTES})")
     try:
-        return QTable.read(path, format=fmt)
-    except Exception as exc:  # astropy raises many kinds for unreadable tables
-        raise InvalidParameterError(f"{path}: cannot read the field table ({exc})") from exc
+        with warnings.catch_warnings():
+            # astropy warns, then reads as text, where an integer overflows: checked below.
+            warnings.simplefilter("ignore", AstropyWarning)
+            return QTable.read(path, format=fmt)
+    except Exception as exc:  # noqa: BLE001  (astropy raises many kinds for unreadable tables)
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InvalidParameterError(f"{path}: cannot read the field table, which must be ECSV, "
+                                    f"CSV with a header line or a FITS table ({first_line})"
+                                    ) from None
+
+
+def _integers(table, name, source):
+    """A column of positive integers below the SDSS limits; an empty ``rerun`` is 301."""
+    if name not in table.colnames:
+        return np.full(len(table), DEFAULT_RERUN, dtype=np.int64)
+    column = table[name]
+    empty = np.asarray(getattr(column, "mask", np.zeros(len(column), bool)), bool)
+    values = np.asarray(column.filled(DEFAULT_RERUN) if hasattr(column, "filled") else column)
+    if name == "rerun":
+        if values.dtype.kind in "US":  # an empty text cell
+            empty = empty | (np.char.strip(values.astype(str)) == "")
+            values = np.where(empty, str(DEFAULT_RERUN), values)
+    elif empty.any():
+        raise InvalidParameterError(f"{source}: column {name!r} has empty cells (rows "
+                                    f"{list(np.flatnonzero(empty)[:10])})")
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN and overflow: checked below
+            integers = values.astype(np.int64)
+        exact = np.all(integers == values.astype(integers.dtype if values.dtype.kind in "iu"
+                                                 else float))
+    except (TypeError, ValueError, OverflowError):
+        exact = False
+    if not exact or np.any(integers < (0 if name == "rerun" else 1)) \
+            or np.any(integers > _LIMITS[name]):
+        shown = ", ".join(str(value)[:20] for value in values[:5])
+        raise InvalidParameterError(f"{source}: column {name!r} must hold integers from "
+                                    f"{0 if name == 'rerun' else 1} to {_LIMITS[name]}, not "
+                                    f"[{shown}{', ...' if len(values) > 5 else ''}]")
+    return integers
 
 
 def _fields_in_directory(directory):
@@ -103,21 +147,7 @@ def _normalised(table, source):
         raise InvalidParameterError(f"{source} lists no field")
     result = QTable()
     for name in _COLUMNS + ("rerun",):
-        values = (np.asarray(table[name]) if name in table.colnames
-                  else np.full(len(table), DEFAULT_RERUN))
-        try:
-            integers = values.astype(np.int64)
-        except (TypeError, ValueError) as exc:
-            raise InvalidParameterError(f"{source}: column {name!r} holds values that are not "
-                                        f"integers ({exc})") from exc
-        if np.any(integers != values) or np.any(integers < 0) or (
-                name != "rerun" and np.any(integers <= 0)):
-            raise InvalidParameterError(f"{source}: column {name!r} must hold positive "
-                                        f"integers, not {list(values)}")
-        result[name] = integers
-    if np.any((result["camcol"] < 1) | (result["camcol"] > 6)):
-        raise InvalidParameterError(f"{source}: camcol must be 1 to 6, not "
-                                    f"{sorted(set(result['camcol']))}")
+        result[name] = _integers(table, name, source)
     result["name"] = [field_name(*row) for row in zip(result["run"], result["camcol"],
                                                       result["field"])]
     _, first = np.unique(result["name"], return_index=True)

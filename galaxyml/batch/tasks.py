@@ -4,13 +4,14 @@
 `process_field` runs in the worker (the client process, a local process or
 a Dask worker).  It writes the field's products into a hidden staging
 directory and renames it into place when everything is written: a field's
-directory exists complete or not at all, whatever kills the worker.
+directory exists complete or not at all, whatever kills the worker.  The
+staging directory keeps each finished chunk of galaxies, so that a field
+stopped midway resumes from its last chunk.
 """
 
 import json
 import os
 import resource
-import secrets
 import shutil
 import socket
 import sys
@@ -25,11 +26,14 @@ from astropy import units as u
 from astropy.table import QTable
 from astropy.wcs import FITSFixedWarning
 
-from ..exceptions import InvalidParameterError, SDSSDataNotFoundError
-from .config import TASKS, add_config_cards
+from ..exceptions import FieldLimitError, FITSReadError, InvalidParameterError, \
+    MissingDependencyError, ModelTypeError, SDSSDataNotFoundError
+from .config import TASKS, add_config_cards, config_hash
+from .limits import field_limits
+from .output import remove_owned_directory, resumable_staging
 
 __all__ = ["BatchSettings", "FIELD_STATES", "TASK_COLUMNS", "process_field", "field_directory",
-           "field_is_done", "models_loaded"]
+           "field_is_done", "models_loaded", "blank_values"]
 
 #: States of a field in the manifest.
 FIELD_STATES = ("done", "failed", "missing", "pending")
@@ -40,7 +44,9 @@ TASK_COLUMNS = {
     "catalog": [("galaxy", int, None), ("ra", float, u.deg), ("dec", float, u.deg),
                 ("x", float, u.pix), ("y", float, u.pix), ("flux", float, u.nanomaggy),
                 ("mag", float, u.ABmag), ("fwhm", float, u.pix), ("size_ratio", float, None),
-                ("elongation", float, None)],
+                ("elongation", float, None), ("neighbour_flux_ratio", float, None),
+                ("masked_fraction", float, None), ("selection_flags", np.int32, None),
+                ("errors", str, None)],
     "cutouts": [("stamp", str, None)],
     "restore": [("restored_stamp", str, None)],
     "psfgan": [("ps_flux", float, u.nanomaggy), ("ps_flux_err", float, u.nanomaggy),
@@ -100,8 +106,10 @@ def field_directory(output, name):
 
 
 def field_is_done(output, name):
-    """Whether the field's products are complete (its directory holds ``field.json``)."""
-    return (field_directory(output, name) / "field.json").is_file()
+    """Whether the field's products are complete (its directory, not a link, holds
+    ``field.json``)."""
+    directory = field_directory(output, name)
+    return not directory.is_symlink() and (directory / "field.json").is_file()
 
 
 def models_loaded():
@@ -136,7 +144,10 @@ def process_field(job, settings):
             # Recorded in the field's field.json, not printed from every worker.
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", category=FITSFixedWarning)  # every SDSS frame
-            result["n_galaxies"], result["message"] = _process(job, settings, caught)
+            limits = settings.config["limits"]
+            with field_limits(limits["field_seconds"], limits["field_memory_mib"],
+                              f"field {job['name']}"):
+                result["n_galaxies"], result["message"] = _process(job, settings, caught)
         result["state"] = "done"
     except SDSSDataNotFoundError as exc:
         result.update(state="missing", message=_one_line(exc))
@@ -161,15 +172,11 @@ def _peak_memory_mib():
 
 def _process(job, settings, caught):
     """Products of one field in a staging directory, renamed into place; (n_galaxies, note)."""
-    from ..datasets import galaxy_catalog, sdss_field_files
+    from ..datasets import galaxy_catalog
     from ..psf import psfield_fwhm
 
     config, name = settings.config, job["name"]
-    files = sdss_field_files(job["run"], job["camcol"], job["field"], bands=config["bands"],
-                             rerun=job["rerun"], data_dirs=list(settings.mirror),
-                             download=settings.download, show_progress=False,
-                             download_dir=settings.download_dir)
-    frames = files.read()
+    files, frames = _read_field(job, settings)
     selection = config["catalog"]
     detection = selection["detection_band"]
     catalog = galaxy_catalog(
@@ -177,24 +184,74 @@ def _process(job, settings, caught):
         mag_range=tuple(selection["mag_range"]), psf_fwhm=psfield_fwhm(files.psfield, detection),
         min_size_ratio=selection["min_size_ratio"],
         max_neighbour_flux_ratio=selection["max_neighbour_flux_ratio"],
-        max_masked_fraction=selection["max_masked_fraction"], nsigma=selection["nsigma"])
+        max_masked_fraction=selection["max_masked_fraction"], nsigma=selection["nsigma"],
+        drop_flagged=selection["drop_flagged"])
     if selection["max_galaxies"] > 0:
         catalog = catalog[:selection["max_galaxies"]]
     catalog.sort("id")  # a stable order, whatever the selection's
 
     final = field_directory(settings.output, name)
-    staging = final.with_name(f".{name}.partial-{secrets.token_hex(4)}")
-    staging.mkdir(parents=True)
-    try:
-        table = _run_tasks(job, settings, frames, catalog, _FieldWriter(staging, name, settings))
-        note = "" if len(table) else (
-            f"no galaxy passed the selection ({_counts(catalog.meta['selection'])})")
-        _write_field(job, settings, files, catalog, table, staging, caught)
-        _commit(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    # Kept if the field stops unfinished: the next run redoes only the chunks not saved.
+    staging = resumable_staging(final, {"config_hash": config_hash(config),
+                                        "tasks": list(settings.tasks),
+                                        "galaxies": [int(g) for g in catalog["id"]]})
+    table = _run_tasks(job, settings, frames, catalog, _FieldWriter(staging, name, settings))
+    note = "" if len(table) else (
+        f"no galaxy passed the selection ({_counts(catalog.meta['selection'])})")
+    if (staging / _CHUNKS).exists():
+        shutil.rmtree(staging / _CHUNKS)
+    for scratch in (_PROGRESS, "staging.json"):
+        (staging / scratch).unlink(missing_ok=True)
+    _write_field(job, settings, files, catalog, table, staging, caught)
+    _commit(staging, final)
     return len(table), note
+
+
+def _read_field(job, settings):
+    """The field's files and frames; a downloaded file that proves corrupt is set aside and
+    fetched again, once."""
+    from ..datasets import sdss_field_files
+
+    def find():
+        return sdss_field_files(job["run"], job["camcol"], job["field"],
+                                bands=settings.config["bands"], rerun=job["rerun"],
+                                data_dirs=list(settings.mirror), download=settings.download,
+                                show_progress=False, download_dir=settings.download_dir)
+
+    files = find()
+    try:
+        return files, files.read()
+    except FITSReadError:
+        if not settings.download or not _set_aside_corrupt_downloads(files, settings):
+            raise
+    files = find()
+    return files, files.read()
+
+
+def _set_aside_corrupt_downloads(files, settings):
+    """Set aside the field's downloaded files that cannot be read; whether there were any."""
+    from astropy.config import get_cache_dir
+    from astropy.utils.data import clear_download_cache
+
+    from ..datasets import set_aside
+    from ..utils._fits import open_fits
+
+    areas = [Path(settings.download_dir).resolve()] if settings.download_dir else []
+    areas.append(Path(get_cache_dir()).resolve())
+    found = False
+    for path in (*files.frames.values(), files.psfield, *files.fpm.values()):
+        if not any(area in Path(path).resolve().parents for area in areas):
+            continue  # a user's file: reported, never moved
+        try:
+            with open_fits(path):
+                continue
+        except FITSReadError:
+            found = True
+            if areas[0] in Path(path).resolve().parents and settings.download_dir:
+                set_aside(path)
+            else:
+                clear_download_cache(str(path))
+    return found
 
 
 def _counts(selection):
@@ -209,18 +266,132 @@ def _run_tasks(job, settings, frames, catalog, writer):
     columns = {name: [] for task in settings.tasks for name, _, _ in TASK_COLUMNS[task]}
     for row in catalog:
         columns["galaxy"].append(int(row["id"]))
-        for name in ("ra", "dec", "x", "y", "flux", "mag", "fwhm", "size_ratio", "elongation"):
+        for name in ("ra", "dec", "x", "y", "flux", "mag", "fwhm", "size_ratio", "elongation",
+                     "neighbour_flux_ratio", "masked_fraction"):
             columns[name].append(float(getattr(row[name], "value", row[name])))
+        columns["selection_flags"].append(int(row["selection_flags"]))
     chunk_size = max(1, config["chunk_size"])
-    for start in range(0, len(catalog), chunk_size):
+    progress = _ChunkProgress(writer.staging, len(catalog))
+    for number, start in enumerate(range(0, len(catalog), chunk_size)):
         rows = catalog[start:start + chunk_size]
-        cutouts = [multiband_cutout(frames, row["sky_centroid"], config["size"],
-                                    reference_band=config["reference_band"], mode="strict")
-                   for row in rows]
-        for task in settings.tasks[1:]:
-            for name, values in _TASK_RUNNERS[task](cutouts, rows, settings, writer).items():
-                columns[name].extend(values)
+        chunk = _load_chunk(writer.staging, number)
+        if chunk is None:
+            cutouts = [multiband_cutout(frames, row["sky_centroid"], config["size"],
+                                        reference_band=config["reference_band"], mode="strict")
+                       for row in rows]
+            chunk = _chunk_columns(cutouts, rows, settings, writer)
+            _save_chunk(writer.staging, number, chunk, settings.tasks)
+            progress.update(len(rows))
+        else:
+            progress.update(len(rows), resumed=True)
+        for name, values in chunk.items():
+            columns[name].extend(values)
     return _catalog_table(settings.tasks, columns, job)
+
+
+def _chunk_columns(cutouts, rows, settings, writer):
+    """Every task's columns, and ``errors``, for a chunk of galaxies."""
+    columns, errors = {}, [[] for _ in rows]
+    for task in settings.tasks[1:]:
+        task_columns, task_errors = _run_task(task, cutouts, rows, settings, writer)
+        columns.update(task_columns)
+        for galaxy_errors, error in zip(errors, task_errors):
+            galaxy_errors.extend([error] if error else [])
+    columns["errors"] = ["; ".join(galaxy_errors) for galaxy_errors in errors]
+    return columns
+
+
+# In a field's staging directory: each chunk's columns, and how far the field has got.
+_CHUNKS, _PROGRESS = "chunks", "progress.json"
+
+
+def _save_chunk(staging, number, columns, tasks):
+    """The chunk's columns as typed arrays (``chunks/chunk-NNNNN.npz``), written atomically."""
+    from ..io.writing import atomic_output
+
+    dtypes = {name: "U" if dtype is str else dtype
+              for task in tasks for name, dtype, _ in TASK_COLUMNS[task]}
+    with atomic_output(staging / _CHUNKS / f"chunk-{number:05d}.npz", overwrite=True) as path, \
+            open(path, "wb") as stream:
+        np.savez(stream, **{name: np.array(values, dtype=dtypes[name])
+                            for name, values in columns.items()})
+
+
+def _load_chunk(staging, number):
+    """A chunk's columns saved by an earlier run, or None."""
+    path = staging / _CHUNKS / f"chunk-{number:05d}.npz"
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as saved:
+        return {name: saved[name].tolist() for name in saved.files}
+
+
+class _ChunkProgress:
+    """Writes how far a field has got (``progress.json`` in its staging directory), which
+    the batch's client shows."""
+
+    def __init__(self, staging, total):
+        self.path, self.total = staging / _PROGRESS, total
+        self.done = self.resumed = 0
+        self.start = time.monotonic()
+        self.update(0)
+
+    def update(self, galaxies, resumed=False):
+        from ..io.writing import atomic_output
+
+        self.done += galaxies
+        self.resumed += galaxies if resumed else 0
+        record = {"done": self.done, "total": self.total, "resumed": self.resumed,
+                  "seconds": time.monotonic() - self.start}
+        with atomic_output(self.path, overwrite=True) as temporary:
+            temporary.write_text(json.dumps(record))
+
+
+# Failures of the whole process or its set-up, not of one galaxy: they fail the field.
+_SYSTEMIC_ERRORS = (MemoryError, MissingDependencyError, ModelTypeError, OSError,
+                    FieldLimitError)
+
+
+def _run_task(task, cutouts, rows, settings, writer):
+    """A task's columns on a chunk of galaxies, and an error message per galaxy ('' if none).
+
+    A failure inside one galaxy's measurement (a third-party fitter's bug, a
+    degenerate image) costs that galaxy's columns of this task, which are
+    left blank (`blank_values`), and never the field.
+    """
+    runner = _TASK_RUNNERS[task]
+    try:
+        return runner(cutouts, rows, settings, writer), [""] * len(rows)
+    except _SYSTEMIC_ERRORS:
+        raise
+    except Exception:  # noqa: BLE001  (find which galaxies fail, one at a time)
+        pass
+    columns, errors = {}, []
+    for k in range(len(rows)):
+        try:
+            one, error = runner(cutouts[k:k + 1], rows[k:k + 1], settings, writer), ""
+        except _SYSTEMIC_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            one = {name: [value] for name, value in blank_values(task).items()}
+            error = f"{task}: {type(exc).__name__}: {_one_line(exc)}"[:_ERROR_LENGTH]
+        for name, values in one.items():
+            columns.setdefault(name, []).extend(values)
+        errors.append(error)
+    return columns, errors
+
+
+_ERROR_LENGTH = 200
+
+
+def blank_values(task):
+    """The values of a task's columns for a galaxy it could not measure.
+
+    NaN for numbers, ``False`` for decisions, ``''`` for file names and -1
+    (every bit set) for flags.
+    """
+    blanks = {float: np.nan, bool: False, str: "", np.int32: -1, int: -1}
+    return {name: blanks[dtype] for name, dtype, _ in TASK_COLUMNS[task]}
 
 
 def _catalog_table(tasks, columns, job=None):
@@ -251,7 +422,8 @@ class _FieldWriter:
 
         add_config_cards(hdulist[0].header, self.settings.config, self.settings.tasks)
         filename = f"galaxy-{int(galaxy):05d}.fits"
-        write_fits(hdulist, self.staging / kind / filename, inputs=inputs)
+        # Overwrite: a galaxy may be written again when its chunk is redone one by one.
+        write_fits(hdulist, self.staging / kind / filename, inputs=inputs, overwrite=True)
         return f"fields/{self.name}/{kind}/{filename}"
 
 
@@ -324,7 +496,6 @@ _TASK_RUNNERS = {"cutouts": _cutouts_task, "restore": _restore_task, "psfgan": _
 def _write_field(job, settings, files, catalog, table, staging, caught):
     """The field's table (ECSV) and record (``field.json``: written last, it marks completion)."""
     from .. import __version__
-    from .config import config_hash
 
     inputs = [str(path) for path in (*files.frames.values(), files.psfield, *files.fpm.values())]
     table.meta = {"field": job["name"], "tasks": list(settings.tasks),
@@ -351,8 +522,8 @@ def _warning_counts(caught, limit=20):
 
 def _commit(staging, final):
     """Rename the staging directory into place; a field another run completed meanwhile wins."""
-    if final.exists() and not (final / "field.json").is_file():
-        shutil.rmtree(final)  # an incomplete directory left by hand or an older layout
+    if final.is_symlink() or (final.exists() and not (final / "field.json").is_file()):
+        remove_owned_directory(final)  # galaxyml's incomplete directory; anything else stays
     try:
         os.replace(staging, final)
     except OSError:

@@ -1,6 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Labelled merger catalogues (Galaxy Zoo, Darg et al. 2010) and Galaxy Zoo colour images."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,8 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
 
-from ..exceptions import InvalidParameterError, MissingColumnError, MissingFileError
+from ..exceptions import GalaxymlError, InvalidInputTypeError, InvalidParameterError, \
+    InvalidShapeError, MissingColumnError, MissingFileError
 
 __all__ = ["GALAXYZOO1_CLASSES", "read_merger_catalog",
            "read_galaxyzoo_images", "read_rgb_image", "stratified_split"]
@@ -97,19 +99,61 @@ def _coordinates(ra, dec):
 
 
 def read_rgb_image(path):
-    """A colour image file (JPEG, PNG) as a (ny, nx, 3) uint8 array."""
-    from skimage.io import imread
+    """A colour image file (JPEG, PNG, ...) as a (ny, nx, 3) uint8 array.
+
+    The size is checked before the pixels are decoded (at most
+    ``galaxyml.io.conf.max_image_pixels``).  Grey, palette, CMYK and
+    alpha images are converted to RGB (alpha is dropped); 16-bit images
+    keep their 8 most significant bits.
+
+    Raises
+    ------
+    MissingFileError
+        No such file, or not a readable image (truncated, corrupt).
+    InvalidShapeError
+        More pixels than allowed.
+    InvalidInputTypeError
+        A pixel format that is not a colour or grey image (floating point).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from ..io.fits import conf
 
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path}: no such image")
     try:
-        image = imread(path)
-    except (OSError, ValueError) as exc:
-        raise MissingFileError(f"{path}: not a readable image ({exc})") from exc
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            image = Image.open(path)
+        with image:
+            width, height = image.size
+            if width * height > conf.max_image_pixels:
+                raise InvalidShapeError(
+                    f"{path}: the image is {width} x {height} pixels, more than the "
+                    f"{conf.max_image_pixels} that galaxyml.io.conf.max_image_pixels allows")
+            return _rgb_array(image, path)
+    except GalaxymlError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InvalidShapeError(f"{path}: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise MissingFileError(f"{path}: not a readable image ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:200]})") from None
+
+
+def _rgb_array(image, path):
+    """A decoded PIL image as (ny, nx, 3) uint8: 16-bit scaled, not wrapped, to 8 bits."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        grey = np.asarray(image).astype(np.int64)
+        # A 16-bit image (PNG's 'I' mode holds 16-bit values too) keeps its high byte.
+        grey = np.clip(grey >> 8, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=-1))
+    if image.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr",
+                          "LAB", "HSV"):
+        raise InvalidInputTypeError(f"{path}: images of pixel mode {image.mode!r} are not "
+                                    f"colour or grey images galaxyml can classify")
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
 def read_galaxyzoo_images(directory):

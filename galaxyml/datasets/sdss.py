@@ -1,8 +1,10 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Finding SDSS imaging files locally, or downloading them from the SDSS archive."""
 
+import io
 import os
-import shutil
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from ..io.writing import atomic_output
 from ..utils._sdss import SDSS_BANDS, band_index
 
 __all__ = ["conf", "Conf", "SDSSFieldFiles", "sdss_field_files", "local_field_files",
-           "sdss_file_urls", "EXAMPLE_FIELD", "example_field", "example_field_dir"]
+           "sdss_file_urls", "download_verified", "set_aside", "EXAMPLE_FIELD", "example_field",
+           "example_field_dir"]
 
 #: Environment variable with extra local SDSS directories, separated by os.pathsep.
 DATA_DIR_VARIABLE = "GALAXYML_SDSS_DIR"
@@ -38,6 +41,9 @@ class Conf(_config.ConfigNamespace):
         "https://data.sdss.org/sas/dr17/eboss", "Root of the SDSS Science Archive Server.")
     allow_download = _config.ConfigItem(
         True, "Download SDSS files that are not found locally (into astropy's cache).")
+    download_timeout = _config.ConfigItem(
+        600.0, "Seconds one file's download may take in all; a slower one is abandoned.",
+        cfgtype="float")
 
 
 conf = Conf()
@@ -180,10 +186,14 @@ def sdss_field_files(run, camcol, field, bands="ugriz", rerun=301, data_dirs=Non
     directories = list(_search_dirs(run, camcol, field, rerun, data_dirs))
 
     def locate(kind, band=None):
+        url = sdss_file_urls(run, camcol, field, band or "r", rerun)[kind]
         found = _find_local(_names(kind, run, camcol, field, band), directories)
+        if found is not None and download and not _starts_as_fits(found) \
+                and _is_download(found, url, download_dir):
+            set_aside(found)  # an earlier download that is not FITS: fetched again below
+            found = None
         if found is not None:
             return found
-        url = sdss_file_urls(run, camcol, field, band or "r", rerun)[kind]
         if not download:
             searched = ", ".join(str(d) for d in directories) or "none configured"
             raise SDSSDataNotFoundError(
@@ -193,25 +203,17 @@ def sdss_field_files(run, camcol, field, bands="ugriz", rerun=301, data_dirs=Non
                 f"downloads from {url}")
         try:
             if download_dir is None:
-                return Path(download_file(url, cache=True, show_progress=show_progress))
+                return _download_to_cache(url, show_progress)
             return _download_to_mirror(url, download_dir, show_progress)
         except Exception as exc:  # network, HTTP and cache errors all mean "not available"
-            raise SDSSDataNotFoundError(f"{url}: download failed ({exc})") from exc
+            raise SDSSDataNotFoundError(f"{url}: download failed "
+                                        f"({' '.join(str(exc).split())[:300]})") from None
 
     ordered = [band for band in SDSS_BANDS if band in bands]
     return SDSSFieldFiles(run, camcol, field, rerun,
                           frames={band: locate("frame", band) for band in ordered},
                           psfield=locate("psField"),
                           fpm={band: locate("fpM", band) for band in ordered})
-
-
-def _download_to_mirror(url, mirror, show_progress):
-    """Download ``url`` into ``mirror`` at its path below the archive's root, atomically."""
-    destination = Path(mirror) / url[len(conf.sdss_base_url.rstrip("/")) + 1:]
-    downloaded = download_file(url, cache=False, show_progress=show_progress)
-    with atomic_output(destination, overwrite=True) as temporary:
-        shutil.move(downloaded, temporary)
-    return destination
 
 
 def local_field_files(field, bands="ugriz", field_dir=None):
@@ -271,3 +273,125 @@ def example_field_dir():
     """The directory that holds the example field's files (see `example_field`), or None."""
     files = example_field()
     return None if files is None else files.psfield.parent
+
+
+def _mirror_path(url, mirror):
+    """Where a mirror keeps the file of ``url``: its path below the archive's root."""
+    return Path(mirror) / url[len(conf.sdss_base_url.rstrip("/")) + 1:]
+
+
+def _download_to_mirror(url, mirror, show_progress):
+    """Download ``url`` into ``mirror`` at its path below the archive's root, atomically."""
+    destination = _mirror_path(url, mirror)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(destination, overwrite=True) as temporary:
+        download_verified(url, temporary, show_progress)
+    return destination
+
+
+def _download_to_cache(url, show_progress):
+    """``url``'s file in astropy's download cache, downloaded and checked if not there."""
+    from astropy.utils.data import clear_download_cache, import_file_to_cache, \
+        is_url_in_cache
+
+    if is_url_in_cache(url):
+        cached = Path(download_file(url, cache=True, show_progress=False))
+        if _starts_as_fits(cached):
+            return cached
+        clear_download_cache(url)  # an earlier download that is not FITS
+    with tempfile.TemporaryDirectory() as directory:
+        temporary = Path(directory) / Path(url).name
+        download_verified(url, temporary, show_progress)
+        return Path(import_file_to_cache(url, str(temporary), remove_original=True))
+
+
+_READ_SIZE = 1 << 16
+
+
+def download_verified(url, path, show_progress=False, timeout=None):
+    """Download ``url`` to ``path`` and check that it is a complete FITS file.
+
+    The download is abandoned when the server sends an HTML page (an error
+    page served with status 200), fewer bytes than its ``Content-Length``,
+    or when it takes longer than ``timeout`` seconds in all (by default
+    ``conf.download_timeout``), however slowly the bytes trickle in.  The
+    file is then checked as galaxyml reads FITS (whole-file compression
+    undone, every header and data unit complete).  Callers write ``path``
+    under a temporary name and rename it only when this returns.
+
+    Raises
+    ------
+    SDSSDataNotFoundError
+        Any of the above, or a network or HTTP error.
+    """
+    import urllib.request
+
+    from astropy.utils.console import ProgressBarOrSpinner
+
+    from ..exceptions import FITSReadError
+    from ..utils._fits import open_fits
+
+    timeout = float(conf.download_timeout if timeout is None else timeout)
+    start = time.monotonic()
+    request = urllib.request.Request(url, headers={"User-Agent": "galaxyml"})
+    with urllib.request.urlopen(request, timeout=min(timeout, 30.0)) as response, \
+            open(path, "wb") as output:
+        content_type = response.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
+            raise SDSSDataNotFoundError(f"{url}: the server sent a web page ({content_type}), "
+                                        f"not the file")
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        read = getattr(response, "read1", response.read)  # returns what has arrived
+        received = 0
+        with ProgressBarOrSpinner(length, f"Downloading {url}",
+                                  file=None if show_progress else io.StringIO()) as bar:
+            while chunk := read(_READ_SIZE):
+                output.write(chunk)
+                received += len(chunk)
+                bar.update(received)
+                if time.monotonic() - start > timeout:
+                    raise SDSSDataNotFoundError(
+                        f"{url}: the download took more than {timeout:.0f} s "
+                        f"(galaxyml.datasets.conf.download_timeout) and was abandoned")
+    if length is not None and received != length:
+        raise SDSSDataNotFoundError(f"{url}: the download is incomplete ({received} of "
+                                    f"{length} bytes)")
+    try:
+        with open_fits(path):
+            pass
+    except FITSReadError as exc:
+        raise SDSSDataNotFoundError(f"{url}: the downloaded file is not a complete FITS file "
+                                    f"({' '.join(str(exc).split())[:200]})") from None
+    return Path(path)
+
+
+def _starts_as_fits(path):
+    """Whether a file begins as FITS does, after any whole-file compression (a cheap check)."""
+    import bz2
+    import zlib
+
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(4096)
+        if head[:3] == b"BZh":
+            head = bz2.BZ2Decompressor().decompress(head, max_length=80)
+        elif head[:2] == b"\x1f\x8b":
+            head = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(head, 80)
+    except (OSError, EOFError, ValueError, zlib.error):
+        return False
+    return head.startswith(b"SIMPLE  =")
+
+
+def _is_download(path, url, download_dir):
+    """Whether ``path`` is where galaxyml puts the download of ``url``."""
+    return download_dir is not None and Path(path).absolute() == \
+        _mirror_path(url, download_dir).absolute()
+
+
+def set_aside(path):
+    """Rename a bad file to ``NAME.corrupt-TIME`` beside it (never deleted); the new path."""
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, aside)
+    return aside

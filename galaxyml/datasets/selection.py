@@ -11,12 +11,17 @@ from ..io.sdss import nanomaggies_to_mag
 from ..psf.measure import measure_fwhm
 from ..sources import source_catalog, sources_inside
 
-__all__ = ["galaxy_catalog", "split_by_region"]
+__all__ = ["SELECTION_FLAGS", "galaxy_catalog", "split_by_region"]
+
+
+#: Bits of a galaxy's ``selection_flags``: a brighter neighbour within its blending
+#: radius, too many masked pixels near its centre.
+SELECTION_FLAGS = {"blended": 1, "masked": 2}
 
 
 def galaxy_catalog(field_images, detection_band="r", size=128, mag_range=(14.0, 17.77),
                    psf_fwhm=None, min_size_ratio=1.15, max_neighbour_flux_ratio=0.5,
-                   blend_radius=3.0, max_masked_fraction=0.1, nsigma=3.0):
+                   blend_radius=3.0, max_masked_fraction=0.1, nsigma=3.0, drop_flagged=True):
     """Detect and select isolated galaxies in a field, for training stamps.
 
     Sources are detected and deblended in the detection band
@@ -36,6 +41,9 @@ def galaxy_catalog(field_images, detection_band="r", size=128, mag_range=(14.0, 
       FWHM of its centre masked (saturated, bad column, cosmic ray; SDSS
       interpolates over these, so a few are harmless).
 
+    With ``drop_flagged=False`` the last two are flags (``selection_flags``,
+    bits in `SELECTION_FLAGS`) and such galaxies are kept.
+
     Parameters
     ----------
     field_images : mapping
@@ -53,15 +61,22 @@ def galaxy_catalog(field_images, detection_band="r", size=128, mag_range=(14.0, 
         The cuts above.  Stars of SDSS frames have size ratios within 5% of 1.
     nsigma : float
         Detection threshold in units of the noise.
+    drop_flagged : bool
+        Drop blended and masked galaxies (a training set's selection), or
+        keep them with their ``selection_flags`` set.
 
     Returns
     -------
     catalog : `~astropy.table.QTable`
         ``id``, ``x``, ``y`` (pixels of the detection band), ``sky_centroid``,
-        ``ra``, ``dec``, ``flux`` (Kron), ``mag``, ``fwhm`` (Gaussian fit),
-        ``size_ratio``,
-        ``elongation``, brightest first.  ``meta['selection']`` counts the
-        sources left after each cut.
+        ``ra``, ``dec``, ``flux`` (Kron), ``mag``, ``fwhm`` (Gaussian fit;
+        NaN where the fit failed), ``size_ratio``, ``elongation``,
+        ``neighbour_flux_ratio`` (the brightest neighbour's flux within the
+        blending radius over the galaxy's, 0 without one),
+        ``masked_fraction`` and ``selection_flags``, brightest first.
+        ``meta['selection']`` counts the sources left after each cut and,
+        with ``drop_flagged=False``, the galaxies flagged ``blended`` and
+        ``masked``.
     """
     images = read_images(field_images)
     if detection_band not in images:
@@ -91,18 +106,26 @@ def galaxy_catalog(field_images, detection_band="r", size=128, mag_range=(14.0, 
     catalog = sources_inside(catalog, image.shape, size)
     counts["inside"] = len(catalog)
 
-    catalog = catalog[~_has_bright_neighbour(catalog, everything, blend_radius,
-                                             max_neighbour_flux_ratio)]
-    counts["isolated"] = len(catalog)
-
-    if image.mask is not None:
-        catalog = catalog[_masked_fraction(image.mask, catalog) <= max_masked_fraction]
-    counts["unmasked"] = len(catalog)
+    catalog["neighbour_flux_ratio"] = _neighbour_flux_ratio(catalog, everything, blend_radius)
+    catalog["masked_fraction"] = (np.zeros(len(catalog)) if image.mask is None
+                                  else _masked_fraction(image.mask, catalog))
+    blended = catalog["neighbour_flux_ratio"] > max_neighbour_flux_ratio
+    masked = catalog["masked_fraction"] > max_masked_fraction
+    catalog["selection_flags"] = (SELECTION_FLAGS["blended"] * blended
+                                  + SELECTION_FLAGS["masked"] * masked).astype(np.int32)
+    if drop_flagged:
+        catalog = catalog[~blended]
+        counts["isolated"] = len(catalog)
+        catalog = catalog[catalog["masked_fraction"] <= max_masked_fraction]
+        counts["unmasked"] = len(catalog)
+    else:
+        counts["blended"], counts["masked"] = int(blended.sum()), int(masked.sum())
 
     catalog["ra"] = catalog["sky_centroid"].ra.to(u.deg)
     catalog["dec"] = catalog["sky_centroid"].dec.to(u.deg)
     catalog.keep_columns(["id", "x", "y", "sky_centroid", "ra", "dec", "flux", "mag", "fwhm",
-                          "size_ratio", "elongation"])
+                          "size_ratio", "elongation", "neighbour_flux_ratio", "masked_fraction",
+                          "selection_flags"])
     catalog.sort("flux", reverse=True)
     catalog.meta = {"selection": counts}
     catalog.meta["detection_band"] = detection_band
@@ -122,21 +145,23 @@ def _psf_fwhm_pixels(image, psf_fwhm):
     return float(fwhm.to_value(u.pix))
 
 
-def _has_bright_neighbour(catalog, everything, blend_radius, ratio):
-    """True where a source brighter than ``ratio`` x the galaxy lies within its blending radius.
+def _neighbour_flux_ratio(catalog, everything, blend_radius):
+    """The brightest other source's flux within each galaxy's blending radius, over its own.
 
     A galaxy's own entry in ``everything`` is recognised by its centroid
-    lying within 1 pixel.
+    lying within 1 pixel; without a neighbour the ratio is 0.
     """
     x_all, y_all = np.asarray(everything["x"]), np.asarray(everything["y"])
     flux_all = u.Quantity(everything["flux"]).value
-    flagged = np.zeros(len(catalog), bool)
+    ratios = np.zeros(len(catalog))
     for k, row in enumerate(catalog):
-        radius = max(blend_radius * u.Quantity(row["fwhm"]).to_value(u.pix), 10.0)
+        fwhm = u.Quantity(row["fwhm"]).to_value(u.pix)
+        radius = max(blend_radius * fwhm, 10.0) if np.isfinite(fwhm) else 10.0
         distance = np.hypot(x_all - row["x"], y_all - row["y"])
-        near = (distance < radius) & (distance > 1)
-        flagged[k] = np.any(flux_all[near] > ratio * u.Quantity(row["flux"]).value)
-    return flagged
+        near = (distance < radius) & (distance > 1) & np.isfinite(flux_all)
+        if near.any():
+            ratios[k] = np.max(flux_all[near]) / u.Quantity(row["flux"]).value
+    return ratios
 
 
 def _masked_fraction(mask, catalog):

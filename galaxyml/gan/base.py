@@ -328,29 +328,49 @@ class ImageToImageModel(SavedModel):
 
     def _transform_arrays(self, arrays, samples, batch_size, overlap, inputs):
         """(mean, std or None) in nanomaggies for each (n_bands, ny, nx) array, given the
-        keyword arguments of `_network_input` for each."""
+        keyword arguments of `_network_input` for each.
+
+        Images go through the network a group at a time (at most
+        ``_GROUP_BATCHES`` batches of tiles, or one image's tiles), and each
+        dropout draw is folded into a running mean and variance as soon as
+        it is blended, so that memory holds one group's tiles and one draw,
+        whatever the number of images and of draws.
+        """
         overlap = self.tile_size // 4 if overlap is None else int(overlap)
-        tiles, places = [], []
-        for number, (data, context) in enumerate(zip(arrays, inputs)):
-            for origin, tile in cut_tiles(self._network_input(data, **context), self.tile_size,
-                                          overlap, self.size_multiple):
-                tiles.append(tile)
-                places.append((number, origin))
-        runs = self._draws(tiles, samples, batch_size)
-        tiles_of_image = {}
-        for k, (number, _) in enumerate(places):
-            tiles_of_image.setdefault(number, []).append(k)
         results = []
-        for number, data in enumerate(arrays):
-            picked = tiles_of_image[number]
-            origins = [places[k][1] for k in picked]
-            draws = np.stack([
-                self._from_network(blend_tiles([run[k] for k in picked], origins,
-                                               data.shape[1:], overlap))
-                for run in runs])
-            mean, spread = _mean_and_spread(draws, samples)
-            results.append((mean, None if spread is None else self.calibrated_uncertainty(spread)))
+        for group in self._tile_groups(arrays, inputs, overlap, _GROUP_BATCHES * batch_size):
+            results.extend(self._transform_group(group, samples, batch_size, overlap))
         return results
+
+    def _tile_groups(self, arrays, inputs, overlap, max_tiles):
+        """Lists of (shape, [(origin, tile), ...]) per image, each list with at most
+        ``max_tiles`` tiles (or one image's, where it has more)."""
+        group, count = [], 0
+        for data, context in zip(arrays, inputs):
+            cut = cut_tiles(self._network_input(data, **context), self.tile_size, overlap,
+                            self.size_multiple)
+            if group and count + len(cut) > max_tiles:
+                yield group
+                group, count = [], 0
+            group.append((data.shape[1:], cut))
+            count += len(cut)
+        if group:
+            yield group
+
+    def _transform_group(self, group, samples, batch_size, overlap):
+        """(mean, std or None) of the images of one group, draw after draw."""
+        tiles = [tile for _, cut in group for _, tile in cut]
+        moments = [_RunningMoments() for _ in group]
+        for _ in range(int(samples) if samples else 1):
+            run = self._run(tiles, batch_size, training=bool(samples))
+            start = 0
+            for (shape, cut), image_moments in zip(group, moments):
+                blended = blend_tiles(run[start:start + len(cut)], [o for o, _ in cut], shape,
+                                      overlap)
+                image_moments.add(self._from_network(blended))
+                start += len(cut)
+        return [(image_moments.mean, self.calibrated_uncertainty(image_moments.std)
+                 if samples else None) for image_moments in moments]
 
     def _network_input(self, data):
         """(n_bands, ny, nx) nanomaggies -> (ny, nx, n_bands) in the generator's range [-1, 1]."""
@@ -428,9 +448,39 @@ class ImageToImageModel(SavedModel):
 def _mean_and_spread(draws, samples):
     """Mean and (with ``samples``) standard deviation of draws (n, ny, nx, n_bands), as
     (n_bands, ny, nx) arrays."""
-    mean = np.moveaxis(draws.mean(axis=0), -1, 0)
-    std = np.moveaxis(draws.std(axis=0), -1, 0) if samples else None
-    return mean, std
+    moments = _RunningMoments()
+    for draw in draws:
+        moments.add(draw)
+    return moments.mean, moments.std if samples else None
+
+
+# Batches of tiles that go through the network together before their draws are folded in.
+_GROUP_BATCHES = 8
+
+
+class _RunningMoments:
+    """The mean and standard deviation of draws (ny, nx, n_bands) added one at a time
+    (Welford's algorithm), as (n_bands, ny, nx) arrays."""
+
+    def __init__(self):
+        self.count, self._mean, self._squares = 0, None, None
+
+    def add(self, draw):
+        self.count += 1
+        if self._mean is None:
+            self._mean, self._squares = np.array(draw, dtype=float), 0.0
+            return
+        delta = draw - self._mean
+        self._mean += delta / self.count
+        self._squares = self._squares + delta * (draw - self._mean)
+
+    @property
+    def mean(self):
+        return np.moveaxis(self._mean, -1, 0)
+
+    @property
+    def std(self):
+        return np.moveaxis(np.sqrt(self._squares / self.count) * np.ones_like(self._mean), -1, 0)
 
 
 def _describe(learning_rate):

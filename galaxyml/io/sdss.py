@@ -8,8 +8,8 @@ import numpy as np
 from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from ..exceptions import (DefaultNoiseModelWarning, InvalidParameterError, MixedFieldsError,
-                          NoImageHDUError)
+from ..exceptions import (DefaultNoiseModelWarning, FITSReadError, InvalidParameterError,
+                          MixedFieldsError, NoImageHDUError)
 from ..utils._fits import celestial_wcs, mask_non_finite, open_fits
 from ..utils._sdss import (DEFAULT_DARK_VARIANCE, DEFAULT_GAIN, FRAME_OFFSET, SDSS_BANDS,
                            band_index, sky_counts)
@@ -27,23 +27,27 @@ FPM_MASK_PLANES = ("INTERP", "SATUR", "NOTCHECKED", "OBJECT", "BRIGHTOBJECT", "B
 _DEFAULT_MASK_PLANES = ("INTERP", "SATUR", "CR")
 
 
-def _field_id(header):
+def _field_id(header, path="file"):
     """(run, camcol, field) of an SDSS header.
 
     psField and fpM files have FIELD.  Frames only have FRAME, the frame
     number of their own filter row, which runs ahead of the field number by
     the row's offset in the camera (see ``FRAME_OFFSET``).
     """
-    field = header.get("FIELD")
-    if field is None and header.get("FRAME") is not None:
-        band = str(header.get("FILTER", "")).strip()
-        field = int(header["FRAME"]) - FRAME_OFFSET.get(band, 0)
-    return tuple(int(value) if value is not None else None
-                 for value in (header.get("RUN"), header.get("CAMCOL"), field))
+    try:
+        field = header.get("FIELD")
+        if field is None and header.get("FRAME") is not None:
+            band = str(header.get("FILTER", "")).strip()
+            field = int(header["FRAME"]) - FRAME_OFFSET.get(band, 0)
+        return tuple(int(value) if value is not None else None
+                     for value in (header.get("RUN"), header.get("CAMCOL"), field))
+    except (TypeError, ValueError) as exc:
+        raise FITSReadError(f"{path}: RUN, CAMCOL, FIELD or FRAME is not an integer "
+                            f"({exc})") from None
 
 
 def _check_same_field(expected, header, path):
-    found = _field_id(header)
+    found = _field_id(header, path)
     if None not in found and found != expected:
         raise MixedFieldsError(f"{path}: belongs to run-camcol-field {'-'.join(map(str, found))}"
                                f", not {'-'.join(map(str, expected))}")
@@ -227,7 +231,7 @@ def read_sdss_frame(path, psfield=None, fpm=None, mask_planes=_DEFAULT_MASK_PLAN
     wcs = celestial_wcs(header, path)
     band = str(header.get("FILTER", "")).strip()
     band_index(band, where=str(path))
-    field_id = _field_id(header)
+    field_id = _field_id(header, path)
 
     gain, dark_variance, noise_model = sdss_noise_parameters(
         band, field_id[1], psfield=psfield, field_id=field_id)

@@ -29,11 +29,29 @@ def fit_fwhm_pixels(data, xypos=None, fit_shape=None, mask=None):
 
 
 def _fit(data, xypos, fit_shape, mask):
-    with warnings.catch_warnings():
-        # A source near an edge or a poor fit is reported as NaN below, not as a warning.
-        warnings.simplefilter("ignore", AstropyUserWarning)
-        fwhm = np.abs(np.asarray(fit_fwhm(data, xypos=xypos, fit_shape=fit_shape, mask=mask),
-                                 dtype=float))
+    if xypos is not None and len(xypos) == 0:
+        return np.zeros(0)  # photutils 3.0 raises IndexError on no positions
+    try:
+        fwhm = _fit_all(data, xypos, fit_shape, mask)
+    except Exception:  # noqa: BLE001  (a fitter's own bug costs one measurement, not all)
+        fwhm = np.array([_fit_one(data, position, fit_shape, mask) for position in xypos]) \
+            if xypos is not None and len(xypos) > 1 else np.array([np.nan])
     # A fit that ran away (to a width comparable to the box or beyond) is not a measurement.
     fwhm[~(fwhm < 2 * fit_shape)] = np.nan
     return fwhm
+
+
+def _fit_all(data, xypos, fit_shape, mask):
+    with warnings.catch_warnings():
+        # A source near an edge or a poor fit is reported as NaN below, not as a warning.
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        return np.abs(np.asarray(fit_fwhm(data, xypos=xypos, fit_shape=fit_shape, mask=mask),
+                                 dtype=float))
+
+
+def _fit_one(data, position, fit_shape, mask):
+    """One source's FWHM, NaN where the fitter fails on it."""
+    try:
+        return float(_fit_all(data, np.atleast_2d(position), fit_shape, mask)[0])
+    except Exception:  # noqa: BLE001
+        return np.nan

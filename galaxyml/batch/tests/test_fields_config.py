@@ -46,7 +46,7 @@ def _empty(tmp_path):
     (QTable({"run": [1], "field": [2]}), MissingColumnError, "camcol"),
     (QTable({"run": [1.5], "camcol": [2], "field": [3]}), InvalidParameterError, "integers"),
     (QTable({"run": [1], "camcol": [7], "field": [3]}), InvalidParameterError, "camcol"),
-    (QTable({"run": [1], "camcol": [2], "field": [0]}), InvalidParameterError, "positive"),
+    (QTable({"run": [1], "camcol": [2], "field": [0]}), InvalidParameterError, "from 1 to"),
 ])
 def test_bad_field_tables(table, error, match):
     with pytest.raises(error, match=match):

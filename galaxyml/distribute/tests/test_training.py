@@ -96,7 +96,10 @@ def test_multi_worker_galaxygan_agrees_with_one_process(tmp_path):
     """GalaxyGAN.train under MultiWorkerMirroredStrategy: checkpoints, validation, same weights."""
     single, *cluster = _cluster_and_single_process(tmp_path, "galaxygan")
     _assert_same_weights(single, cluster)      # batch-norm statistics included
-    assert np.array_equal(cluster[1]["val_l1"], single["val_l1"])
+    # The validation mean is summed across workers by the collective and across replicas in
+    # one process: the same terms in another order, equal to float32 rounding (the weights
+    # above are equal bit for bit).
+    np.testing.assert_allclose(cluster[1]["val_l1"], single["val_l1"], rtol=1e-6)
     assert len(single["val_l1"]) == 2 and np.all(np.isfinite(single["l1"]))
     for worker in range(2):   # each worker checkpoints its own replicas' momenta
         assert (tmp_path / "worker0" / "checkpoints" / f"worker-{worker}").exists() == (worker == 0)
