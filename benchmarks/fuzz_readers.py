@@ -14,6 +14,8 @@ with an address-space limit; the outcome is one of
 * ``blowup``: a ``MemoryError``, the worker killed by the memory limit, or
   its peak resident memory above ``--memory-mib`` during the input.
 
+The first input of each escaped outcome is named (``input-N``); it is
+``hostile.random_input(kind, seeds, hostile.new_rng(seed * 1_000_003 + N), directory, N)``.
 ``--galaxyml DIR`` fuzzes another checkout (an older version, to compare),
 with the inputs of this one.  Figures go to ``results/fuzz_readers.json``.
 
@@ -127,7 +129,7 @@ def fuzz(args):
         inputs.append((kind, hostile.random_input(kind, seeds, rng, scratch, number), "random"))
     worker = _Worker(args.galaxyml, {kind: [str(p) for p in paths]
                                      for kind, paths in seeds.items()}, args.memory_mib)
-    counts, escapes, crafted_outcomes = {}, {}, {}
+    counts, escapes, examples, crafted_outcomes = {}, {}, {}, {}
     start = time.perf_counter()
     try:
         for index, (kind, path, origin) in enumerate(inputs, start=1):
@@ -137,6 +139,7 @@ def fuzz(args):
             if answer["outcome"] != "ok" and answer["outcome"] != "galaxyml_error":
                 name = f"{kind}: {answer['outcome']}: {answer['error'].split(':')[0]}"
                 escapes[name] = escapes.get(name, 0) + 1
+                examples.setdefault(name, f"{path.name}: {answer['error']}")
             if origin == "crafted":
                 crafted_outcomes[path.name] = f"{answer['outcome']} {answer['error']}".strip()
             if index % 200 == 0:
@@ -144,11 +147,11 @@ def fuzz(args):
                       flush=True)
     finally:
         worker.stop()
-    return _figures(hostile.KINDS, counts, escapes, crafted_outcomes, len(inputs),
+    return _figures(hostile.KINDS, counts, escapes, examples, crafted_outcomes, len(inputs),
                     time.perf_counter() - start, args)
 
 
-def _figures(kinds, counts, escapes, crafted, n_inputs, seconds, args):
+def _figures(kinds, counts, escapes, examples, crafted, n_inputs, seconds, args):
     outcomes = ("ok", "galaxyml_error", "other_error", "hang", "blowup")
     table = {kind: {outcome: counts.get((kind, outcome), 0) for outcome in outcomes}
              for kind in kinds}
@@ -158,14 +161,14 @@ def _figures(kinds, counts, escapes, crafted, n_inputs, seconds, args):
         print(f"{kind:12s} " + " ".join(f"{row[outcome]:15d}" for outcome in outcomes))
     print(f"{'all':12s} " + " ".join(f"{totals[outcome]:15d}" for outcome in outcomes))
     for name, count in sorted(escapes.items(), key=lambda item: -item[1]):
-        print(f"  {count:5d}  {name}")
+        print(f"  {count:5d}  {name}  (first: {examples[name]})")
     for name, outcome in crafted.items():
         print(f"  crafted {name}: {outcome}")
     print(f"{n_inputs} inputs in {seconds:.0f} s")
     return {"inputs": n_inputs, "seconds": seconds, "seed": args.seed,
             "timeout_s": args.timeout, "memory_mib": args.memory_mib,
             "galaxyml": str(args.galaxyml or REPO), "outcomes": table, "totals": totals,
-            "escapes": escapes, "crafted": crafted}
+            "escapes": escapes, "first_escapes": examples, "crafted": crafted}
 
 
 def main(argv=None):

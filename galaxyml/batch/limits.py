@@ -77,7 +77,18 @@ def field_limits(seconds=0, memory_mib=0, what="the field"):
     except FieldLimitError:
         raise FieldLimitError(state["reason"] or f"{what} ran past a limit") from None
     finally:
-        with lock:
-            state["active"] = False
+        _deactivate(state, lock, target)
         done.set()
         watcher.join()
+
+
+def _deactivate(state, lock, target):
+    """Stop raising in ``target``, and drop an error raised but not yet delivered."""
+    while True:
+        try:
+            with lock:
+                state["active"] = False
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), None)
+            return
+        except FieldLimitError:  # delivered just now: the field is over anyway
+            continue

@@ -234,7 +234,7 @@ def _set_aside_corrupt_downloads(files, settings):
     from astropy.utils.data import clear_download_cache
 
     from ..datasets import set_aside
-    from ..utils._fits import open_fits
+    from ..io._open import open_fits
 
     areas = [Path(settings.download_dir).resolve()] if settings.download_dir else []
     areas.append(Path(get_cache_dir()).resolve())

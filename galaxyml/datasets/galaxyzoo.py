@@ -1,6 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Labelled merger catalogues (Galaxy Zoo, Darg et al. 2010) and Galaxy Zoo colour images."""
 
+import io
 import warnings
 from pathlib import Path
 
@@ -98,6 +99,10 @@ def _coordinates(ra, dec):
     return SkyCoord(np.asarray(ra, float) * ra_unit, np.asarray(dec, float) * dec_unit)
 
 
+# The most a file holds per pixel of its image (16-bit RGBA, uncompressed).
+_BYTES_PER_PIXEL = 8
+
+
 def read_rgb_image(path):
     """A colour image file (JPEG, PNG, ...) as a (ny, nx, 3) uint8 array.
 
@@ -111,21 +116,26 @@ def read_rgb_image(path):
     MissingFileError
         No such file, or not a readable image (truncated, corrupt).
     InvalidShapeError
-        More pixels than allowed.
+        More pixels than allowed, or a file larger than such an image.
     InvalidInputTypeError
         A pixel format that is not a colour or grey image (floating point).
     """
     from PIL import Image, UnidentifiedImageError
 
-    from ..io.fits import conf
+    from ..io import conf
 
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path}: no such image")
+    # Decoded from memory: a corrupt chunk length then cannot make PIL allocate its value.
+    largest_file = _BYTES_PER_PIXEL * conf.max_image_pixels
+    if path.stat().st_size > largest_file:
+        raise InvalidShapeError(f"{path}: the file holds more than {largest_file} bytes, more "
+                                f"than an image of galaxyml.io.conf.max_image_pixels can")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
-            image = Image.open(path)
+            image = Image.open(io.BytesIO(path.read_bytes()))
         with image:
             width, height = image.size
             if width * height > conf.max_image_pixels:
@@ -137,6 +147,8 @@ def read_rgb_image(path):
         raise
     except Image.DecompressionBombError as exc:
         raise InvalidShapeError(f"{path}: {exc}") from None
+    except MemoryError:
+        raise InvalidShapeError(f"{path}: decoding the image ran out of memory") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise MissingFileError(f"{path}: not a readable image ({type(exc).__name__}: "
                                f"{' '.join(str(exc).split())[:200]})") from None

@@ -30,7 +30,8 @@ from ..exceptions import (FITSReadError, InvalidShapeError, MissingFileError,
                           OutputExistsError, ShapeMismatchError)
 from ..io.writing import atomic_output, provenance_header, write_fits
 from ..stretch import GalaxyGANStretch, stretch_from_dict
-from ..utils._fits import open_fits, unit_to_bunit
+from ..io._open import open_fits
+from ..utils._fits import unit_to_bunit
 
 __all__ = ["SampleSet", "LabelledImages", "Stamp", "seeded_manifest", "dihedral_transform"]
 

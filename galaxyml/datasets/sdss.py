@@ -329,7 +329,7 @@ def download_verified(url, path, show_progress=False, timeout=None):
     from astropy.utils.console import ProgressBarOrSpinner
 
     from ..exceptions import FITSReadError
-    from ..utils._fits import open_fits
+    from ..io._open import open_fits
 
     timeout = float(conf.download_timeout if timeout is None else timeout)
     start = time.monotonic()
@@ -392,6 +392,9 @@ def _is_download(path, url, download_dir):
 def set_aside(path):
     """Rename a bad file to ``NAME.corrupt-TIME`` beside it (never deleted); the new path."""
     path = Path(path)
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    stem = f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+    aside, number = path.with_name(stem), 1
+    while aside.exists():  # set aside twice in a second: keep both
+        aside, number = path.with_name(f"{stem}-{number}"), number + 1
     os.replace(path, aside)
     return aside

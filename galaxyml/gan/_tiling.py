@@ -5,7 +5,7 @@ import numpy as np
 
 from ..utils._images import inpaint
 
-__all__ = ["inpaint", "cut_tiles", "blend_tiles", "batches_by_shape"]
+__all__ = ["inpaint", "cut_tiles", "TileBlender", "batches_by_shape"]
 
 
 def cut_tiles(image, tile, overlap, multiple):
@@ -36,23 +36,40 @@ def _starts(length, tile, overlap):
     return np.linspace(0, length - tile, count).round().astype(int).tolist()
 
 
-def blend_tiles(tiles, origins, shape, overlap):
-    """Blend overlapping tiles with weights that taper to the tile edges."""
-    ny, nx = shape
-    if len(tiles) == 1 and origins[0] == (0, 0):
-        return tiles[0][:ny, :nx]
-    tile = tiles[0].shape[0]
-    ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
-    taper = np.clip(ramp / max(overlap, 1), 1e-3, 1.0)
-    weight = np.outer(taper, taper)[..., None]
-    height = max(o[0] for o in origins) + tile
-    width = max(o[1] for o in origins) + tile
-    total = np.zeros((height, width, tiles[0].shape[-1]))
-    weights = np.zeros((height, width, 1))
-    for (y0, x0), values in zip(origins, tiles):
-        total[y0:y0 + tile, x0:x0 + tile] += weight * values
-        weights[y0:y0 + tile, x0:x0 + tile] += weight
-    return (total / weights)[:ny, :nx]
+class TileBlender:
+    """Overlapping tiles blended as they come, with weights that taper to the tile edges.
+
+    Memory holds the blended image and its weights, not the tiles.
+    """
+
+    def __init__(self, origins, shape, overlap):
+        self.origins, self.shape, self.overlap = list(origins), tuple(shape), overlap
+        self._total = self._weights = self._weight = self._only = None
+
+    def add(self, index, values):
+        """Add the output tile of ``origins[index]``."""
+        if len(self.origins) == 1 and self.origins[0] == (0, 0):
+            self._only = values
+            return
+        tile = values.shape[0]
+        if self._total is None:
+            ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
+            taper = np.clip(ramp / max(self.overlap, 1), 1e-3, 1.0)
+            self._weight = np.outer(taper, taper)[..., None]
+            height = max(o[0] for o in self.origins) + tile
+            width = max(o[1] for o in self.origins) + tile
+            self._total = np.zeros((height, width, values.shape[-1]))
+            self._weights = np.zeros((height, width, 1))
+        y0, x0 = self.origins[index]
+        self._total[y0:y0 + tile, x0:x0 + tile] += self._weight * values
+        self._weights[y0:y0 + tile, x0:x0 + tile] += self._weight
+
+    def result(self):
+        """The blended (ny, nx, channels) image."""
+        ny, nx = self.shape
+        if self._only is not None:
+            return self._only[:ny, :nx]
+        return (self._total / self._weights)[:ny, :nx]
 
 
 def batches_by_shape(tiles, batch_size):

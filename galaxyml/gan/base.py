@@ -23,7 +23,7 @@ from ..exceptions import (BandMismatchError, ImageTooSmallError, InvalidParamete
 from ..io.cutout import MultiBandCutout
 from ..models import SavedModel
 from ..stretch import stretch_from_dict
-from ._tiling import batches_by_shape, blend_tiles, cut_tiles, inpaint
+from ._tiling import TileBlender, batches_by_shape, cut_tiles, inpaint
 from .conditional_gan import ConditionalGAN
 from .networks import NETWORK_CONFIGS, patchgan_discriminator, unet_generator
 
@@ -358,17 +358,20 @@ class ImageToImageModel(SavedModel):
             yield group
 
     def _transform_group(self, group, samples, batch_size, overlap):
-        """(mean, std or None) of the images of one group, draw after draw."""
+        """(mean, std or None) of the images of one group, draw after draw; each batch's
+        outputs are blended into their images as soon as they come."""
         tiles = [tile for _, cut in group for _, tile in cut]
+        owners = [(number, index) for number, (_, cut) in enumerate(group)
+                  for index in range(len(cut))]
         moments = [_RunningMoments() for _ in group]
         for _ in range(int(samples) if samples else 1):
-            run = self._run(tiles, batch_size, training=bool(samples))
-            start = 0
-            for (shape, cut), image_moments in zip(group, moments):
-                blended = blend_tiles(run[start:start + len(cut)], [o for o, _ in cut], shape,
-                                      overlap)
-                image_moments.add(self._from_network(blended))
-                start += len(cut)
+            blenders = [TileBlender([o for o, _ in cut], shape, overlap) for shape, cut in group]
+            for indices, outputs in self._batches(tiles, batch_size, training=bool(samples)):
+                for k, output in zip(indices, outputs):
+                    number, index = owners[k]
+                    blenders[number].add(index, output)
+            for blender, image_moments in zip(blenders, moments):
+                image_moments.add(self._from_network(blender.result()))
         return [(image_moments.mean, self.calibrated_uncertainty(image_moments.std)
                  if samples else None) for image_moments in moments]
 
@@ -406,6 +409,13 @@ class ImageToImageModel(SavedModel):
     def _run(self, tiles, batch_size, training):
         """Generator outputs for a list of tiles, in batches of tiles of one shape."""
         outputs = [None] * len(tiles)
+        for indices, generated in self._batches(tiles, batch_size, training):
+            for k, output in zip(indices, generated):
+                outputs[k] = output
+        return outputs
+
+    def _batches(self, tiles, batch_size, training):
+        """(tile indices, generator outputs) of each batch of tiles of one shape, in turn."""
         batch_norms = [layer for layer in self.generator.layers
                        if isinstance(layer, keras.layers.BatchNormalization)]
         if training:
@@ -416,13 +426,10 @@ class ImageToImageModel(SavedModel):
         try:
             for indices in batches_by_shape(tiles, batch_size):
                 batch = np.stack([tiles[k] for k in indices]).astype(np.float32)
-                generated = np.asarray(self.generator(batch, training=training))
-                for k, output in zip(indices, generated):
-                    outputs[k] = output
+                yield indices, np.asarray(self.generator(batch, training=training))
         finally:
             for layer in batch_norms:
                 layer.trainable = True
-        return outputs
 
     def _wrap(self, image, mean, std, mask):
         """The output in the input's type, with its WCS, metadata and mask."""

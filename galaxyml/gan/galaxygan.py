@@ -228,11 +228,14 @@ class GalaxyGAN(ImageToImageModel):
             raise InvalidParameterError(f"fwhm must be one positive angle, not {fwhm}")
         data = np.asarray(data, float)
         deconvolved, noise = richardson_lucy_at_noise(data, galaxygan_kernel(fwhm))
-        shape = data.shape[1:]
-        planes = [*self._stretched(data), *self._stretched(deconvolved),
-                  *(np.full(shape, np.log10(level) + 2) for level in noise),
-                  np.full(shape, fwhm.to_value(u.arcsec) / _FWHM_SCALE)]
-        return np.stack(planes, axis=-1).astype(np.float32)
+        n_bands = len(data)
+        # Filled plane by plane in float32: a whole frame's condition is 10 planes.
+        condition = np.empty(data.shape[1:] + (3 * n_bands + 1,), np.float32)
+        condition[..., :n_bands] = np.moveaxis(self._stretched(data), 0, -1)
+        condition[..., n_bands:2 * n_bands] = np.moveaxis(self._stretched(deconvolved), 0, -1)
+        condition[..., 2 * n_bands:3 * n_bands] = np.log10(noise) + 2
+        condition[..., -1] = fwhm.to_value(u.arcsec) / _FWHM_SCALE
+        return condition
 
 
 class _RefinementPairs(TrainingPairs):

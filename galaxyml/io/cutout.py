@@ -17,7 +17,8 @@ from ..exceptions import (CutoutOffImageError, CutoutPartiallyOffImageWarning,
                           InvalidCutoutSizeError, InvalidInputTypeError, InvalidParameterError,
                           InvalidShapeError, MissingWCSError, MixedFieldsError, NoImageHDUError,
                           ShapeMismatchError, UnknownBandError)
-from ..utils._fits import celestial_wcs, open_fits, parse_unit, unit_to_bunit
+from ..utils._fits import celestial_wcs, parse_unit, unit_to_bunit
+from ._open import open_fits
 from .fits import read_image, wcs_pixel_scale
 from .sdss import read_sdss_frame
 from .writing import provenance_header, write_fits

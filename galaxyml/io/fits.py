@@ -4,36 +4,18 @@
 from pathlib import Path
 
 import numpy as np
-from astropy import config as _config
 from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ..exceptions import MissingWCSError, NoImageHDUError
-from ..utils._fits import celestial_wcs, mask_non_finite, open_fits, parse_unit
+from ..utils._fits import celestial_wcs, mask_non_finite, parse_unit
+from ._limits import Conf, conf
+from ._open import open_fits
 
 __all__ = ["conf", "Conf", "read_image", "wcs_pixel_scale"]
 
-
-class Conf(_config.ConfigNamespace):
-    """Limits of the readers (``[io.fits]`` in ``galaxyml.cfg``): a hostile or broken file
-    ends in a named error at these bounds instead of taking the machine."""
-
-    max_fits_bytes = _config.ConfigItem(
-        1 << 30, "Largest FITS content read, in bytes, after whole-file decompression (an "
-        "SDSS frame holds 13 MB); larger files and compressed files or tile-compressed "
-        "images that expand beyond it are refused.", cfgtype="integer")
-    max_compression_ratio = _config.ConfigItem(
-        20, "Largest expansion of a gzip or bzip2 FITS file beyond 64 MiB of content (SDSS "
-        "frames expand about 3 times); a file that expands more is refused as a "
-        "decompression bomb.", cfgtype="integer")
-    max_image_pixels = _config.ConfigItem(
-        25_000_000, "Largest JPEG or PNG image read, in pixels (a Galaxy Zoo image has "
-        "180,000); larger images are refused before they are decoded.", cfgtype="integer")
-
-
-conf = Conf()
 
 _IMAGE_HDU_TYPES = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 

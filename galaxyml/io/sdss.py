@@ -10,9 +10,11 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 from ..exceptions import (DefaultNoiseModelWarning, FITSReadError, InvalidParameterError,
                           MixedFieldsError, NoImageHDUError)
-from ..utils._fits import celestial_wcs, mask_non_finite, open_fits
+from ..utils._fits import celestial_wcs, mask_non_finite
 from ..utils._sdss import (DEFAULT_DARK_VARIANCE, DEFAULT_GAIN, FRAME_OFFSET, SDSS_BANDS,
                            band_index, sky_counts)
+from ._limits import conf
+from ._open import open_fits
 
 __all__ = ["SDSS_BANDS", "SDSS_PIXEL_SCALE", "FPM_MASK_PLANES", "read_sdss_frame",
            "sdss_noise_parameters", "read_fpm_mask", "nanomaggies_to_mag"]
@@ -44,6 +46,29 @@ def _field_id(header, path="file"):
     except (TypeError, ValueError) as exc:
         raise FITSReadError(f"{path}: RUN, CAMCOL, FIELD or FRAME is not an integer "
                             f"({exc})") from None
+
+
+def _header_number(header, keyword, path):
+    """A header value as a float: NaN where the keyword is absent."""
+    value = header.get(keyword)
+    if value is None:
+        return np.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise FITSReadError(f"{path}: {keyword} = {str(value)[:40]!r} is not a number") from None
+
+
+def _mask_shape(header, path):
+    """(MASKROWS, MASKCOLS) of an fpM header, checked before a mask of that shape is made."""
+    try:
+        shape = (int(header["MASKROWS"]), int(header["MASKCOLS"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FITSReadError(f"{path}: MASKROWS and MASKCOLS must be integers ({exc})") from None
+    if min(shape) < 1 or shape[0] * shape[1] > conf.max_fits_bytes:
+        raise FITSReadError(f"{path}: a mask of {shape[0]} x {shape[1]} pixels is out of "
+                            f"bounds (galaxyml.io.conf.max_fits_bytes = {conf.max_fits_bytes})")
+    return shape
 
 
 def _check_same_field(expected, header, path):
@@ -162,7 +187,7 @@ def read_fpm_mask(path, shape=None, planes=_DEFAULT_MASK_PLANES, field_id=None):
         if field_id is not None:
             _check_same_field(field_id, header, path)
         if shape is None:
-            shape = (int(header["MASKROWS"]), int(header["MASKCOLS"]))
+            shape = _mask_shape(header, path)
         mask = np.zeros(shape, dtype=bool)
         for plane in planes:
             objects = hdul[FPM_MASK_PLANES.index(plane) + 1].data
@@ -247,8 +272,8 @@ def read_sdss_frame(path, psfield=None, fpm=None, mask_planes=_DEFAULT_MASK_PLAN
         "run": field_id[0], "camcol": field_id[1], "field": field_id[2],
         "rerun": str(header.get("RERUN", "")).strip(),
         "band": band,
-        "exptime": float(header.get("EXPTIME", "nan")) * u.s,
-        "nmgy_per_count": float(header.get("NMGY", "nan")),
+        "exptime": _header_number(header, "EXPTIME", path) * u.s,
+        "nmgy_per_count": _header_number(header, "NMGY", path),
         "gain": gain, "dark_variance": dark_variance, "noise_model": noise_model,
         "filename": str(path),
         "header": header,

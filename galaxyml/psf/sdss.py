@@ -7,7 +7,7 @@ from astropy.stats import sigma_clipped_stats
 
 from ..exceptions import FITSReadError, UnknownBandError
 from ..io.sdss import SDSS_PIXEL_SCALE, _psfield_row
-from ..utils._fits import open_fits
+from ..io._open import open_fits
 from ..utils._sdss import band_index
 from .models import SampledPSF
 

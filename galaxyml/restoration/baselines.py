@@ -201,7 +201,11 @@ def richardson_lucy_at_noise(images, psf):
     images = np.asarray(images, float)
     planes = images[None] if images.ndim == 2 else images
     noise = np.array([max(background_std(plane), np.finfo(float).tiny) for plane in planes])
-    return richardson_lucy_discrepancy(images, psf, noise)[0], noise
+    # Band by band (the bands stop independently): a third of the memory on a whole frame.
+    estimate = np.empty_like(planes)
+    for band, (plane, level) in enumerate(zip(planes, noise)):
+        estimate[band] = richardson_lucy_discrepancy(plane, psf, level)[0]
+    return estimate.reshape(images.shape), noise
 
 
 def _richardson_lucy_at_noise(image, psf, iterations=None):

@@ -27,7 +27,8 @@ KINDS = ("fits", "sdss_frame", "field_table", "config", "image")
 _ABSURD = ["-5", "0", "1", "999", "1000", str(2 ** 31 - 1), str(2 ** 63), "10000000000",
            "1000000000", "-2147483648", "'text'", "1.5E300", "NaN"]
 _KEYWORDS = [b"NAXIS ", b"NAXIS1", b"NAXIS2", b"BITPIX", b"TFIELDS", b"PCOUNT", b"GCOUNT",
-             b"THEAP ", b"ZNAXIS1", b"ZNAXIS2", b"TFORM1", b"BSCALE", b"CRPIX1", b"CD1_1 "]
+             b"THEAP ", b"ZNAXIS1", b"ZNAXIS2", b"TFORM1", b"BSCALE", b"CRPIX1", b"CD1_1 ",
+             b"EXPTIME", b"NMGY  "]
 
 
 def _fits_image(shape=(24, 32), dtype=np.float32, extensions=True):
@@ -159,7 +160,12 @@ def crafted_files(directory):
     (directory / "bomb.yaml").write_text(f"size: [{', '.join(levels)}]\n")
     crafted["config"].append(directory / "bomb.yaml")
     (directory / "huge.png").write_bytes(_blank_png(13000, 13000))
-    crafted["image"].append(directory / "huge.png")
+    # A 10 x 10 PNG whose image-data chunk claims 3.4 GiB.
+    small = _blank_png(10, 10)
+    idat = small.find(b"IDAT") - 4
+    (directory / "absurd-chunk.png").write_bytes(small[:idat] + struct.pack(">I", 0xDC000000)
+                                                 + small[idat + 4:])
+    crafted["image"] += [directory / "huge.png", directory / "absurd-chunk.png"]
     rgb = np.zeros((48, 48, 3), np.uint8)
     rgb[..., 0] = 200
     Image.fromarray(rgb).convert("CMYK").save(directory / "cmyk.jpg")

@@ -79,6 +79,7 @@ def test_crafted_inputs(seeds, tmp_path):
         "absurd-NAXIS2.fits": "FITSReadError", "absurd-NAXIS.fits": "FITSReadError",
         "absurd-TFIELDS.fits": "FITSReadError", "absurd-NAXIS1.fits": "FITSReadError",
         "bomb.yaml": "InvalidParameterError", "huge.png": "InvalidShapeError",
+        "absurd-chunk.png": "ok",
         "cmyk.jpg": "ok", "grey16.png": "ok", "fields.png": "InvalidParameterError",
         "huge-numbers.csv": "InvalidParameterError"}
 
@@ -101,3 +102,19 @@ def test_images_in_other_pixel_formats_read_as_seen(tmp_path):
     rgba = np.dstack([red, np.full((32, 32), 10, np.uint8)])
     Image.fromarray(rgba).save(tmp_path / "rgba.png")
     assert np.array_equal(read_rgb_image(tmp_path / "rgba.png"), red)
+
+
+def test_image_files_are_size_checked_before_they_are_read(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from galaxyml.datasets.galaxyzoo import read_rgb_image
+    from galaxyml.exceptions import InvalidShapeError
+    from galaxyml.io import conf
+
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    assert read_rgb_image(tmp_path / "noise.png").shape == (64, 64, 3)
+    with conf.set_temp("max_image_pixels", 100):
+        with pytest.raises(InvalidShapeError, match="noise.png: the file holds more than 800"):
+            read_rgb_image(tmp_path / "noise.png")

@@ -282,6 +282,11 @@ def test_system_errors_are_one_line(mirror, tmp_path, capsys):
     assert "not a valid configuration file" in capsys.readouterr().err
 
 
+def _interruptible():
+    """In the child: Ctrl-C's default action, which a shell's background job has ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("executor", ["serial", "processes"])
 def test_interrupted_runs_say_how_to_resume_and_leave_no_worker(mirror, tmp_path, executor):
     psutil = pytest.importorskip("psutil")
@@ -294,7 +299,8 @@ def test_interrupted_runs_say_how_to_resume_and_leave_no_worker(mirror, tmp_path
             [sys.executable, "-m", "galaxyml.cli", "batch", str(mirror), "--output", str(output),
              "--tasks", "catalog,morphology", "--no-download", "--config", str(config),
              "--executor", executor, "--workers", "1"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_interruptible)
         start = time.monotonic()
         while not (output / "run.json").exists() and time.monotonic() - start < 120:
             time.sleep(0.05)

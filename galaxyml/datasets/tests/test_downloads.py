@@ -159,3 +159,14 @@ def test_the_cache_keeps_only_checked_files(archive, tmp_path):
         assert files.frames["r"].read_bytes() == GOOD
         assert is_url_in_cache(urls["frame"])
         assert download_file(urls["frame"], cache=True) == str(files.frames["r"])
+
+
+def test_files_set_aside_keep_each_other(tmp_path):
+    from galaxyml.datasets.sdss import set_aside
+
+    for content in ("first", "second", "third"):
+        (tmp_path / "frame.fits").write_text(content)
+        set_aside(tmp_path / "frame.fits")
+    kept = sorted(path.read_text() for path in tmp_path.iterdir())
+    assert kept == ["first", "second", "third"]
+    assert not (tmp_path / "frame.fits").exists()

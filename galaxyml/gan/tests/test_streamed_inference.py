@@ -1,5 +1,8 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Inference in bounded memory: images a group of tiles at a time, dropout draws folded in."""
+"""Inference in bounded memory: images a group of tiles at a time, each batch of tiles blended
+as it comes, dropout draws folded in."""
+
+import weakref
 
 import numpy as np
 import pytest
@@ -27,15 +30,19 @@ def test_groups_change_neither_outputs_nor_order(model, monkeypatch):
     assert all(np.array_equal(a, b) for a, b in zip(whole, grouped))
 
 
-def test_memory_holds_one_group_and_one_draw(model, monkeypatch):
-    calls = []
-    run = base.ImageToImageModel._run
+def test_memory_holds_one_group_one_batch_and_one_draw(model, monkeypatch):
+    calls, alive = [], []
+    batches = base.ImageToImageModel._batches
 
     def spy(self, tiles, batch_size, training):
         calls.append(len(tiles))
-        return run(self, tiles, batch_size, training)
+        earlier = []
+        for indices, outputs in batches(self, tiles, batch_size, training):
+            alive.append(sum(ref() is not None for ref in earlier))
+            earlier.append(weakref.ref(outputs))
+            yield indices, outputs
 
-    monkeypatch.setattr(base.ImageToImageModel, "_run", spy)
+    monkeypatch.setattr(base.ImageToImageModel, "_batches", spy)
     monkeypatch.setattr(base, "_GROUP_BATCHES", 1)
     images = _images()
     results = model.recover(images, fwhm=1.4, samples=3, batch_size=2)
@@ -43,6 +50,9 @@ def test_memory_holds_one_group_and_one_draw(model, monkeypatch):
                                    model.tile_size // 4, model.size_multiple))
     # Five stamps in groups of two tiles, then the large image alone; three draws each.
     assert calls == [2] * 3 + [2] * 3 + [1] * 3 + [big_tiles] * 3
+    # A batch's outputs are blended and let go before the next batch is made (the
+    # single-tile stamps are kept as their images, at most the one being drawn).
+    assert big_tiles > 4 and max(alive) <= 1
     mean, std = results[-1]
     assert mean.shape == std.shape == (3, 300, 280) and np.all(std >= 0) and std.max() > 0
 

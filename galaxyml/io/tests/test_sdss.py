@@ -99,6 +99,27 @@ def test_truncated_frame(simulated_field, tmp_path):
         read_sdss_frame(truncated)
 
 
+def test_header_values_that_are_not_numbers(simulated_field, tmp_path):
+    bad = tmp_path / "frame-r-exptime.fits"
+    with fits.open(simulated_field.files.frames["r"]) as hdul:
+        hdul[0].header["EXPTIME"] = "53.9  ?"
+        hdul.writeto(bad)
+    with pytest.raises(FITSReadError, match="frame-r-exptime.fits: EXPTIME = .* is not a "
+                                            "number"):
+        read_sdss_frame(bad, psfield=simulated_field.files.psfield)
+
+
+@pytest.mark.parametrize("rows, message", [("many", "must be integers"),
+                                           (10 ** 6, "out of bounds"), (0, "out of bounds")])
+def test_absurd_fpm_shape(tmp_path, rows, message):
+    path = write_fpm(tmp_path / "fpM.fits", {"INTERP": [(2, 5, 7)]})
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].header["MASKROWS"] = rows
+        hdul[0].header["MASKCOLS"] = 10 ** 6 if rows == 10 ** 6 else 40
+    with pytest.raises(FITSReadError, match=f"fpM.fits: .*{message}"):
+        read_fpm_mask(path)
+
+
 def test_input_is_never_modified(simulated_field, tmp_path):
     copy = Path(shutil.copy(simulated_field.files.frames["i"], tmp_path / "frame-i.fits"))
     before = copy.read_bytes()
