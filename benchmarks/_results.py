@@ -122,8 +122,8 @@ def field_files(field_dir, bands):
     return None
 
 
-def field_galaxies(field_dir, bands, mag_range):
-    """The real field's files, frames and galaxies (for 64-pixel stamps), or None.
+def field_galaxies(field_dir, bands, mag_range, size=64):
+    """The real field's files, frames and galaxies (for ``size``-pixel stamps), or None.
 
     ``field_dir`` is a case's argument: a directory, or ``"-"`` for the default.
     """
@@ -133,7 +133,7 @@ def field_galaxies(field_dir, bands, mag_range):
     if files is None:
         return None
     frames = files.read(bands)
-    return files, frames, galaxy_catalog(frames, size=64, mag_range=mag_range)
+    return files, frames, galaxy_catalog(frames, size=size, mag_range=mag_range)
 
 
 def write_results(results, path):

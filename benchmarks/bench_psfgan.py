@@ -2,28 +2,31 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Benchmark: PSFGAN against the two-component parametric fit, galaxies per second.
 
-On r-band stamps (64 x 64) of galaxies of the real SDSS field 2583-2-136 with an
-artificial point source of contrast 3 (psField PSF), each case in its own
-process for its own peak memory, in one run:
+On r-band stamps (128 x 128 by default) of galaxies of the real SDSS field
+2583-2-136 with an artificial point source of contrast 3 (psField PSF), each case
+in its own process for its own peak memory, in one run:
 
-* PSFGAN end to end (`PSFGAN.remove_point_source`: the host image, PSF
-  photometry of the point source, Kron photometry of the host), one galaxy per
-  call (batch 1) and 32 per call (batch 32), with the time split between
-  preparing the inputs (errors, position), the network, and the photometry;
-* the network alone (stretch, generator, inverse stretch), batch 1 and 32;
+* PSFGAN end to end (`PSFGAN.remove_point_source`: the host image, the
+  detection, the calibrated photometry of the point source and of the host),
+  one galaxy per call (batch 1) and 32 per call (batch 32), with the time split
+  between preparing the inputs (errors, position, PSF), the network's inputs
+  (the refine mode's PSF fit), the network, and the detection and photometry;
+* the network alone (generator and stretch), batch 1 and 32;
 * the point source + Sérsic fit (`fit_point_source_sersic`), one galaxy per call.
 
 Prints galaxies per second, peak RSS and the ratios to the fit, and writes
 them to JSON.
 
     python benchmarks/bench_psfgan.py [--field-dir DIR] [--n-galaxies 64]
-        [--output benchmarks/results/bench_psfgan.json]
+        [--stamp-size 128] [--output benchmarks/results/bench_psfgan.json]
 """
 
 import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import (field_galaxies, field_parser, run_case, run_requested_case,  # noqa: E402
@@ -33,42 +36,42 @@ BATCH = 32
 FIT_GALAXIES = 16
 
 
-def stamps(field_dir, n_galaxies):
+def stamps(field_dir, n_galaxies, size):
     """``n_galaxies`` one-band cutouts with a point source of contrast 3, or None."""
     from galaxyml.datasets import make_psfgan_pairs
 
-    field = field_galaxies(field_dir, "r", (12.0, 20.0))
+    field = field_galaxies(field_dir, "r", (12.0, 20.0), int(size))
     if field is None:
         return None
     files, frames, catalog = field
     catalog = catalog[:n_galaxies]
-    pairs = make_psfgan_pairs(frames, files.psfield, catalog=catalog, size=64,
+    pairs = make_psfgan_pairs(frames, files.psfield, catalog=catalog, size=int(size),
                               contrasts=[3.0], test_fraction=0.5, guard=0.0, progress=False)
     return [pairs.linear_pair(k)[0] for k in range(min(n_galaxies, len(pairs)))]
 
 
-def shipped_model_and_stamps(field_dir, n_galaxies):
+def shipped_model_and_stamps(field_dir, n_galaxies, size):
     """The shipped PSFGAN and the stamps (None where the real field is absent)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from galaxyml.gan import PSFGAN
 
-    return PSFGAN.pretrained(), stamps(field_dir, int(n_galaxies))
+    return PSFGAN.pretrained(), stamps(field_dir, int(n_galaxies), size)
 
 
-def psfgan_case(field_dir, n_galaxies, batch):
+def psfgan_case(field_dir, n_galaxies, size, batch):
     import galaxyml.gan.psfgan as module
 
-    model, cutouts = shipped_model_and_stamps(field_dir, n_galaxies)
+    model, cutouts = shipped_model_and_stamps(field_dir, n_galaxies, size)
     if cutouts is None:
         return {"skipped": True}
     batch = int(batch)
     model.remove_point_source(cutouts[:batch])  # trace the generator, warm the caches
     # Time the stages by wrapping the functions remove_point_source calls.
-    stages = {"prepare": 0.0, "network": 0.0, "point-source photometry": 0.0,
-              "host photometry": 0.0}
-    originals = {"prepare": module.prepare_agn_images, "network": model._draws,
-                 "point-source photometry": module.point_source_photometry,
-                 "host photometry": module.host_photometry}
+    stages = {"prepare": 0.0, "network inputs": 0.0, "network": 0.0,
+              "detection and photometry": 0.0}
+    originals = {"prepare": module.prepare_agn_images,
+                 "network inputs": model._network_inputs, "network": model._draws,
+                 "detection and photometry": module.decide_and_measure}
 
     def timer(name):
         def wrapped(*args, **kwargs):
@@ -78,9 +81,9 @@ def psfgan_case(field_dir, n_galaxies, batch):
         return wrapped
 
     module.prepare_agn_images = timer("prepare")
+    model._network_inputs = timer("network inputs")
     model._draws = timer("network")
-    module.point_source_photometry = timer("point-source photometry")
-    module.host_photometry = timer("host photometry")
+    module.decide_and_measure = timer("detection and photometry")
     start = time.perf_counter()
     for first in range(0, len(cutouts), batch):
         model.remove_point_source(cutouts[first:first + batch])
@@ -90,12 +93,18 @@ def psfgan_case(field_dir, n_galaxies, batch):
             "stage_seconds_per_galaxy": {k: v / len(cutouts) for k, v in stages.items()}}
 
 
-def network_case(field_dir, n_galaxies, batch):
-    model, cutouts = shipped_model_and_stamps(field_dir, n_galaxies)
+def network_case(field_dir, n_galaxies, size, batch):
+    from galaxyml.morphology import prepare_agn_images
+
+    model, cutouts = shipped_model_and_stamps(field_dir, n_galaxies, size)
     if cutouts is None:
         return {"skipped": True}
     batch = int(batch)
-    tiles = [model._network_input(c.data) for c in cutouts]
+    prepared, _ = prepare_agn_images(cutouts, window=model.window)
+    boxes = [model._box(item) for item in prepared]
+    cut = np.stack([box.cut(item.data) for item, box in zip(prepared, boxes)])
+    positions = np.array([box.to_box(item.x, item.y) for item, box in zip(prepared, boxes)])
+    tiles = list(model._network_inputs(prepared, cut, positions))
 
     def network(chunk):
         return [model._from_network(out) for out in model._draws(chunk, 0, batch)[0]]
@@ -109,10 +118,10 @@ def network_case(field_dir, n_galaxies, batch):
             "galaxies_per_s": len(tiles) / seconds}
 
 
-def fit_case(field_dir, n_galaxies):
+def fit_case(field_dir, n_galaxies, size):
     from galaxyml.morphology import fit_point_source_sersic
 
-    cutouts = stamps(field_dir, int(n_galaxies))
+    cutouts = stamps(field_dir, int(n_galaxies), size)
     if cutouts is None:
         return {"skipped": True}
     start = time.perf_counter()
@@ -126,6 +135,7 @@ def fit_case(field_dir, n_galaxies):
 def parser():
     parser = field_parser(__doc__, "bench_psfgan")
     parser.add_argument("--n-galaxies", type=int, default=64)
+    parser.add_argument("--stamp-size", type=int, default=128)
     return parser
 
 
@@ -135,8 +145,9 @@ def main(argv=None):
         return 0
     args = parser().parse_args(argv)
     field_dir = "-" if args.field_dir is None else str(args.field_dir)
-    results = {"benchmark": "bench_psfgan", "stamp_size": 64, "contrast": 3.0}
-    fit = run_case(__file__, "fit", field_dir, min(args.n_galaxies, FIT_GALAXIES))
+    size = args.stamp_size
+    results = {"benchmark": "bench_psfgan", "stamp_size": size, "contrast": 3.0}
+    fit = run_case(__file__, "fit", field_dir, min(args.n_galaxies, FIT_GALAXIES), size)
     if fit.get("skipped"):
         return 0
     results["fit"] = fit
@@ -145,7 +156,7 @@ def main(argv=None):
           f"{fit['n_galaxies']} flagged), peak RSS {fit['peak_rss_mib']:.0f} MiB")
     for name in ("network", "psfgan"):
         for batch in (1, BATCH):
-            run = run_case(__file__, name, field_dir, args.n_galaxies, batch)
+            run = run_case(__file__, name, field_dir, args.n_galaxies, size, batch)
             run["speedup_over_fit"] = run["galaxies_per_s"] / fit["galaxies_per_s"]
             results[f"{name}_batch{batch}"] = run
             label = "PSFGAN network only" if name == "network" else "PSFGAN end to end"

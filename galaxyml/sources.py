@@ -9,10 +9,12 @@ import warnings
 
 import numpy as np
 from astropy import units as u
-from astropy.convolution import Gaussian2DKernel, convolve
+from astropy.convolution import Gaussian2DKernel
 from astropy.nddata import StdDevUncertainty
 from astropy.stats import sigma_clipped_stats, gaussian_fwhm_to_sigma
 from astropy.table import QTable
+from scipy.ndimage import center_of_mass
+from scipy.ndimage import convolve as ndimage_convolve
 from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
 from photutils.utils.exceptions import NoDetectionsWarning
 
@@ -78,6 +80,50 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True,
         With ``segment_map``: the label of each pixel's source (the
         catalogue's ``id``), 0 for the background.
     """
+    detection = _detect(image, nsigma, npixels, smooth_fwhm, max_area, noise)
+    if detection is None:
+        empty = _empty_catalog(image.unit)
+        return (empty, np.zeros(image.shape, int)) if segment_map else empty
+    segments = detection.segments
+    if deblend:
+        segments = deblend_sources(detection.smoothed, segments, n_pixels=npixels,
+                                   progress_bar=False)
+    table = detection.measure(segments, columns)
+    table.sort("flux", reverse=True)
+    return (table, segments.data) if segment_map else table
+
+
+class _Detection:
+    """The segmentation of an image and what measuring its sources needs."""
+
+    def __init__(self, image, clean, smoothed, mask, error, segments):
+        self.image = image
+        self.clean = clean
+        self.smoothed = smoothed
+        self.mask = mask
+        self.error = error
+        self.segments = segments
+
+    def measure(self, segments, columns=_COLUMNS, labels=None):
+        """The catalogue of the sources of ``segments`` (of ``labels`` only, if given)."""
+        image = self.image
+        catalog = SourceCatalog(self.clean, segments, convolved_data=self.smoothed,
+                                mask=self.mask, wcs=image.wcs,
+                                error=np.broadcast_to(self.error, self.clean.shape))
+        if labels is not None:
+            catalog = catalog.select_labels(labels)
+        columns = [name for name in _COLUMNS if name in columns or name in ("id", "flux")]
+        # The properties one by one: photutils' to_table costs more than measuring them.
+        table = QTable({name: np.atleast_1d(getattr(catalog, _PHOTUTILS_NAMES.get(name, name)))
+                        for name in columns})
+        for name in ("flux", "flux_err", "kron_flux", "kron_flux_err"):
+            if name in columns:
+                table[name] = u.Quantity(table[name]).value * image.unit
+        return table
+
+
+def _detect(image, nsigma, npixels, smooth_fwhm, max_area, noise):
+    """The `_Detection` of ``image`` (see `source_catalog`), or None if nothing is found."""
     data = np.asarray(image.data, dtype=float)
     mask = None if image.mask is None else np.asarray(image.mask, dtype=bool)
     mask = ~np.isfinite(data) if mask is None else (mask | ~np.isfinite(data))
@@ -91,7 +137,8 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True,
     if smooth_fwhm > 0:
         kernel = Gaussian2DKernel(smooth_fwhm * gaussian_fwhm_to_sigma)
         kernel.normalize()
-        smoothed = convolve(clean, kernel, boundary="extend")
+        # astropy's convolve with boundary="extend", as SciPy computes it (faster).
+        smoothed = ndimage_convolve(clean, kernel.array, mode="nearest")
     # Smoothing lowers the noise: scale the threshold by the kernel's noise reduction.
     reduction = 1.0 if smooth_fwhm <= 0 else float(np.sqrt((kernel.array ** 2).sum()))
     threshold = nsigma * noise * reduction
@@ -106,24 +153,11 @@ def source_catalog(image, nsigma=3.0, npixels=10, smooth_fwhm=2.0, deblend=True,
         mask = mask | np.isin(segments.data, large)
         segments.remove_labels(large)
     if segments is None or segments.n_labels == 0:
-        empty = _empty_catalog(image.unit)
-        return (empty, np.zeros(data.shape, int)) if segment_map else empty
-    if deblend:
-        segments = deblend_sources(smoothed, segments, n_pixels=npixels, progress_bar=False)
-    catalog = SourceCatalog(clean, segments, convolved_data=smoothed, mask=mask, wcs=image.wcs,
-                            error=np.broadcast_to(error, clean.shape))
-    columns = [name for name in _COLUMNS if name in columns or name in ("id", "flux")]
-    table = catalog.to_table(columns=[_PHOTUTILS_NAMES.get(name, name) for name in columns])
-    table.rename_columns([_PHOTUTILS_NAMES.get(name, name) for name in columns], columns)
-    for name in ("flux", "flux_err", "kron_flux", "kron_flux_err"):
-        if name in columns:
-            table[name] = u.Quantity(table[name]).value * image.unit
-    table = QTable(table)  # a plain QTable, without photutils' deprecated column aliases
-    table.sort("flux", reverse=True)
-    return (table, segments.data) if segment_map else table
+        return None
+    return _Detection(image, clean, smoothed, mask, error, segments)
 
 
-def source_nearest(image, position=None, nsigma=3.0, noise=None):
+def source_nearest(image, position=None, nsigma=3.0, noise=None, segment_map=False):
     """The detected source nearest a position: for the galaxy of a stamp, or an AGN's host.
 
     Parameters
@@ -137,21 +171,40 @@ def source_nearest(image, position=None, nsigma=3.0, noise=None):
         Detection threshold in units of the noise.
     noise : float, optional
         The noise of the threshold (see `source_catalog`).
+    segment_map : bool
+        Also return the segmentation image (deblended near the position).
 
     Returns
     -------
     source : `~astropy.table.Row` or None
         The row of `source_catalog` (``npixels=10``) with ``id``, ``x``,
         ``y`` and the fluxes of `total_flux`; None if nothing is detected.
+    segments : `~numpy.ndarray`
+        With ``segment_map``: each pixel's source label (0 for the background).
     """
-    catalog = source_catalog(image, nsigma=nsigma, npixels=10, noise=noise,
-                             columns=("x", "y", "flux", "flux_err", "kron_flux",
-                                      "kron_flux_err"))
-    if len(catalog) == 0:
-        return None
+    detection = _detect(image, nsigma, 10, 2.0, None, noise)
+    if detection is None:
+        return (None, np.zeros(image.shape, int)) if segment_map else None
     ny, nx = image.shape
     x, y = ((nx - 1) / 2, (ny - 1) / 2) if position is None else position
-    return catalog[int(np.argmin(np.hypot(catalog["x"] - x, catalog["y"] - y)))]
+    # Only the segments that can hold the nearest source are deblended and measured (the
+    # rest cost most of the time): the one under the position and the one whose
+    # centroid is nearest.  Deblending splits a segment without changing the others.
+    segments = detection.segments
+    labels = segments.labels
+    centroids = np.array(center_of_mass(detection.clean, segments.data, labels)).reshape(-1, 2)
+    candidates = {int(labels[np.argmin(np.hypot(centroids[:, 1] - x, centroids[:, 0] - y))])}
+    iy, ix = int(round(y)), int(round(x))
+    if 0 <= iy < ny and 0 <= ix < nx and segments.data[iy, ix] > 0:
+        candidates.add(int(segments.data[iy, ix]))
+    segments = deblend_sources(detection.smoothed, segments, n_pixels=10, labels=sorted(candidates),
+                               relabel=False, progress_bar=False)
+    children = [int(label) for label in segments.labels
+                if label in candidates or label not in labels]
+    sources = detection.measure(segments, ("x", "y", "flux", "flux_err", "kron_flux",
+                                           "kron_flux_err"), labels=children)
+    source = sources[int(np.argmin(np.hypot(sources["x"] - x, sources["y"] - y)))]
+    return (source, segments.data) if segment_map else source
 
 
 def total_flux(source):

@@ -11,15 +11,19 @@ with contrasts (point-source over host flux) log-uniform in [0.1, 10], the
 psField PSF at the galaxy's position and the source's photon noise; with
 ``--psf-scale 0.5,1.5`` each point source's PSF is made a random factor
 (log-uniform) wider or narrower: the robustness mode of Stark et al. (2018).
-One training galaxy in ten is kept for the validation losses of the CSV log.
+A fifth of the pairs (``--no-agn-fraction``) have no point source, so that the network
+learns to leave such galaxies alone.  One training galaxy in ten is kept for the
+validation losses of the CSV log; after training, the errors are calibrated on two fresh
+pairs per training galaxy (`calibrate_decomposition_errors`) and written into the card.
 The run checkpoints and resumes: run the same command again after a crash.
 The model card records the exact command and the wall time.
 
-The shipped model was made with these defaults (about 35 minutes on 2 CPU
-cores; an accelerator is used where TensorFlow finds one); its card records the
-exact command::
+The shipped model (refine generator, a fifth of the pairs without a point source) was
+made by this command (48 minutes on 2 CPU cores shared with other work; an accelerator
+is used where TensorFlow finds one); its card records it exactly, and the errors were
+then calibrated by ``scripts/evaluate_psfgan.py --calibrate-model``::
 
-    python scripts/train_psfgan.py --psf-scale 0.5,1.5 \\
+    python scripts/train_psfgan.py --psf-scale 0.5,1.5 --steps 12000 \\
         --output galaxyml/gan/data/psfgan-small.keras
 
 To train on your own field, point ``--field-dir`` at its frame, psField and
@@ -37,6 +41,7 @@ import numpy as np
 from galaxyml.datasets import (example_field_dir, galaxy_catalog, local_field_files,
                                make_psfgan_pairs)
 from galaxyml.gan import PSFGAN
+from galaxyml.morphology import calibrate_decomposition_errors
 
 
 def parser():
@@ -51,12 +56,18 @@ def parser():
     parser.add_argument("--size", type=int, default=64, help="stamp size in pixels")
     parser.add_argument("--window", type=int, default=32,
                         help="side of the central window the discriminator sees")
-    parser.add_argument("--generator", default="residual", choices=["residual", "paper"],
+    parser.add_argument("--generator", default="refine", choices=["refine", "residual", "paper"],
                         help="'paper': the pix2pix U-Net ending in tanh; 'residual': the same "
-                             "U-Net taking its output away from the input")
+                             "U-Net taking its output away from the input; 'refine': the U-Net "
+                             "correcting PSF photometry's residual (it also sees the PSF)")
     parser.add_argument("--mag-limit", type=float, default=21.0,
                         help="faintest Kron magnitude of the galaxies")
     parser.add_argument("--pairs-per-galaxy", type=int, default=20)
+    parser.add_argument("--no-agn-fraction", type=float, default=0.2,
+                        help="share of the pairs without a point source (contrast 0)")
+    parser.add_argument("--calibration-pairs", type=int, default=2,
+                        help="pairs per training galaxy, made afresh, on which the errors are "
+                             "calibrated after training (0: no calibration)")
     parser.add_argument("--psf-scale", default="1",
                         help="PSF width factor of the point sources: one value, or LOW,HIGH "
                              "for a log-uniform range (training on several PSFs)")
@@ -82,7 +93,7 @@ def psf_scale(text):
 
 
 def field_pairs(field_dir, field, band, size, mag_limit, pairs_per_galaxy, scale, seed,
-                quiet, stretch=None, contrasts=None, catalog=None):
+                quiet, stretch=None, contrasts=None, catalog=None, no_agn_fraction=0.0):
     """The field's PSFGAN pairs (both sides of the split) and its galaxy catalogue.
 
     Shared with ``scripts/evaluate_psfgan.py``, which rebuilds the selection
@@ -96,7 +107,8 @@ def field_pairs(field_dir, field, band, size, mag_limit, pairs_per_galaxy, scale
                                  mag_range=(12.0, mag_limit))
     pairs = make_psfgan_pairs(frames, files.psfield, catalog=catalog, band=band, size=size,
                               contrasts=contrasts, n_per_galaxy=pairs_per_galaxy,
-                              psf_scale=scale, stretch=stretch, seed=seed, progress=not quiet)
+                              no_agn_fraction=no_agn_fraction, psf_scale=scale, stretch=stretch,
+                              seed=seed, progress=not quiet)
     return pairs, catalog, files
 
 
@@ -118,7 +130,7 @@ def main(argv=None):
     scale = psf_scale(args.psf_scale)
     pairs, catalog, _ = field_pairs(args.field_dir, args.field, args.band, args.size,
                                     args.mag_limit, args.pairs_per_galaxy, scale, args.seed,
-                                    args.quiet)
+                                    args.quiet, no_agn_fraction=args.no_agn_fraction)
     train_side = pairs.subset("train")
     fitted, validated = validation_rows(train_side)
     train, validation = train_side.select(fitted), train_side.select(validated)
@@ -127,24 +139,35 @@ def main(argv=None):
           f"{len(galaxies)} (RA below the median), {len(train)} pairs; validating on "
           f"{len(validation)} pairs of {len(np.unique(validation.manifest['galaxy_id']))} more")
     model = PSFGAN(config=args.config, bands=(args.band,), image_size=args.size,
-                   window=args.window, residual=args.generator == "residual", seed=args.seed)
+                   window=args.window, mode=args.generator, seed=args.seed)
     start = time.perf_counter()
     history = model.train(train, steps=args.steps, batch_size=args.batch_size,
                           validation=validation, checkpoint_dir=args.checkpoint_dir,
                           checkpoint_every=args.checkpoint_every,
                           log_path=args.checkpoint_dir / "log.csv",
                           learning_rate=args.learning_rate, aggregator=args.aggregator,
-                          progress=not args.quiet)
+                          in_memory=args.generator == "refine", progress=not args.quiet)
     model.card["training"].update(
         command=command, field=args.field, band=args.band, stamp_size=args.size,
         mag_range=[12.0, args.mag_limit], split="RA below the field's median RA (train side)",
         n_galaxies=int(len(galaxies)), pairs_per_galaxy=args.pairs_per_galaxy,
         contrast_range=[0.1, 10.0], contrast_distribution="log-uniform",
+        no_agn_fraction=args.no_agn_fraction,
         psf="SDSS psField KL-PSF at each galaxy's frame position",
         psf_scale=list(np.atleast_1d(scale).astype(float)),
         wall_seconds_this_run=round(time.perf_counter() - start, 1),
         final_l1=float(history["l1"][-1]) if history.get("l1") else None,
         final_val_l1=float(history["val_l1"][-1]) if history.get("val_l1") else None)
+    if args.calibration_pairs:
+        fresh, _, _ = field_pairs(args.field_dir, args.field, args.band, args.size,
+                                  args.mag_limit, args.calibration_pairs, scale,
+                                  args.seed + 1, args.quiet, stretch=model.stretch,
+                                  catalog=catalog, no_agn_fraction=args.no_agn_fraction)
+        errors = calibrate_decomposition_errors(fresh.subset("train"),
+                                                model.remove_point_source,
+                                                progress=not args.quiet)
+        model.card["error_model"] = errors.to_dict()
+        print(f"calibrated errors: {errors}")
     model.save(args.output, overwrite=args.overwrite)
     print(f"written: {args.output} and {args.output.with_suffix('.json')}")
     return 0

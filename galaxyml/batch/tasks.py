@@ -49,8 +49,10 @@ TASK_COLUMNS = {
                 ("errors", str, None)],
     "cutouts": [("stamp", str, None)],
     "restore": [("restored_stamp", str, None)],
-    "psfgan": [("ps_flux", float, u.nanomaggy), ("ps_flux_err", float, u.nanomaggy),
+    "psfgan": [("ps_detected", bool, None), ("ps_snr", float, None),
+               ("ps_flux", float, u.nanomaggy), ("ps_flux_err", float, u.nanomaggy),
                ("ps_mag", float, u.ABmag), ("ps_mag_err", float, u.mag),
+               ("ps_flux_upper", float, u.nanomaggy),
                ("host_flux", float, u.nanomaggy), ("host_flux_err", float, u.nanomaggy),
                ("host_mag", float, u.ABmag), ("host_mag_err", float, u.mag),
                ("psfgan_flags", np.int32, None), ("host_stamp", str, None)],
@@ -464,6 +466,8 @@ def _psfgan_task(cutouts, rows, settings, writer):
                                              band=band)
     columns = {name: list(np.asarray(table[name].value))  # magnitudes are not Quantities
                for name, _, unit in TASK_COLUMNS["psfgan"] if unit is not None}
+    columns["ps_detected"] = list(table["ps_detected"])
+    columns["ps_snr"] = list(table["ps_snr"])
     columns["psfgan_flags"] = list(table["flags"])
     columns["host_stamp"] = [
         writer.stamp(host.to_hdulist(), "hosts", row["id"], host.inputs) if parameters["write"]

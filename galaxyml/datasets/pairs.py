@@ -238,15 +238,17 @@ def make_galaxygan_pairs(field_images, catalog=None, bands="gri", size=128, grid
 
 def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
                       contrast_range=(0.1, 10.0), contrasts=None, n_per_galaxy=1,
-                      psf_scale=1.0, stretch=None, test_fraction=0.5, guard=None, seed=0,
-                      progress=True, **catalog_kwargs):
+                      no_agn_fraction=0.0, psf_scale=1.0, stretch=None, test_fraction=0.5,
+                      guard=None, seed=0, progress=True, **catalog_kwargs):
     """PSFGAN pairs (galaxy with an artificial AGN, the galaxy alone) from a field.
 
     Each galaxy stamp gets point sources at its centroid, with contrasts
     (point-source flux over the host's Kron flux, `~galaxyml.degrade.host_galaxy`)
     drawn uniformly in log between the limits or taken from a list, shaped
     by the SDSS KL-PSF at the galaxy's position on the frame (optionally
-    made wider or narrower), with their photon noise.
+    made wider or narrower), with their photon noise.  A pair of contrast 0
+    has no point source: its condition is the galaxy itself, so that a
+    network learns to leave galaxies without an AGN alone.
 
     Parameters
     ----------
@@ -265,9 +267,11 @@ def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
     contrasts : sequence of float, optional
         Instead of random draws, every galaxy gets each of these contrasts
         (``n_per_galaxy`` realisations of each, with their own noise), as
-        for an evaluation.
+        for an evaluation; 0 means no point source.
     n_per_galaxy : int
         Pairs per galaxy (per contrast with ``contrasts``).
+    no_agn_fraction : float
+        Of the random draws, the share (in expectation) given contrast 0.
     psf_scale : float or tuple of float
         Width of the point source's PSF relative to the psField PSF
         (`~galaxyml.psf.PSFModel.scaled`): one factor, or (low, high) to
@@ -292,8 +296,10 @@ def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
     if not 0 < low <= high:
         raise InvalidParameterError(f"contrast_range must be positive and increasing, not "
                                     f"{contrast_range}")
-    if contrasts is not None and not np.all(np.asarray(contrasts, float) > 0):
-        raise InvalidParameterError(f"contrasts must be positive, not {contrasts}")
+    if contrasts is not None and not np.all(np.asarray(contrasts, float) >= 0):
+        raise InvalidParameterError(f"contrasts must be positive or 0, not {contrasts}")
+    if not 0 <= no_agn_fraction <= 1:
+        raise InvalidParameterError(f"no_agn_fraction must lie in [0, 1], not {no_agn_fraction}")
     scale_low, scale_high = np.broadcast_to(np.asarray(psf_scale, float), (2,))
     if not 0 < scale_low <= scale_high:
         raise InvalidParameterError(f"psf_scale must be positive (a factor or an increasing "
@@ -313,8 +319,11 @@ def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
         stamp = stamps[galaxy_id][band]
         x_host, y_host, host_flux = host_galaxy(stamp)
         host_flux = host_flux.to_value(u.nanomaggy)
-        drawn = (np.repeat(np.asarray(contrasts, float), n_per_galaxy) if contrasts is not None
-                 else 10 ** rng.uniform(np.log10(low), np.log10(high), n_per_galaxy))
+        if contrasts is not None:
+            drawn = np.repeat(np.asarray(contrasts, float), n_per_galaxy)
+        else:
+            drawn = 10 ** rng.uniform(np.log10(low), np.log10(high), n_per_galaxy)
+            drawn[rng.uniform(size=n_per_galaxy) < no_agn_fraction] = 0.0
         scales = np.exp(rng.uniform(np.log(scale_low), np.log(scale_high), len(drawn)))
         for contrast, scale in zip(drawn, scales):
             ps_flux = contrast * host_flux
@@ -339,6 +348,8 @@ def make_psfgan_pairs(field_images, psfield, catalog=None, band="r", size=128,
     def make(row):
         original = stamps[int(row["galaxy_id"])]
         psf = psfs[int(row["galaxy_id"])]
+        if row["ps_flux"] == 0:
+            return original.select(original.bands), original
         if row["psf_scale"] != 1:
             psf = psf.scaled(row["psf_scale"])
         with_agn, _ = add_point_source(original[band], psf, flux=row["ps_flux"],

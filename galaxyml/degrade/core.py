@@ -9,8 +9,8 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.stats import sigma_clipped_stats
 from photutils.psf_matching import SplitCosineBellWindow, make_kernel
 from photutils.segmentation import detect_sources
-from photutils.utils import NoDetectionsWarning, circular_footprint
-from scipy.ndimage import gaussian_filter
+from photutils.utils import NoDetectionsWarning
+from scipy.ndimage import distance_transform_edt, gaussian_filter
 from scipy.optimize import brentq
 from scipy.signal import fftconvolve
 
@@ -152,7 +152,16 @@ def background_std(data, mask=None):
     """Standard deviation of the sky: sigma-clipped (3 sigma) over unmasked finite pixels."""
     data = np.asarray(data, dtype=float)
     bad = ~np.isfinite(data) if mask is None else (~np.isfinite(data) | np.asarray(mask, bool))
-    return float(sigma_clipped_stats(data, mask=bad, sigma=3.0, maxiters=10)[2])
+    return clipped_std(data[~bad])
+
+
+def clipped_std(values):
+    """The 3-sigma clipped standard deviation of ``values`` (10 passes at most; NaN if
+    none): astropy's `~astropy.stats.sigma_clipped_stats` along an axis, its fast path."""
+    values = np.ravel(values)
+    if values.size == 0:
+        return np.nan
+    return float(sigma_clipped_stats(values[None], sigma=3.0, maxiters=10, axis=1)[2][0])
 
 
 def sky_mask(data, mask=None, nsigma=3.0, npixels=5, smoothing=1.5, dilate_radius=10):
@@ -183,10 +192,9 @@ def sky_mask(data, mask=None, nsigma=3.0, npixels=5, smoothing=1.5, dilate_radiu
     data = np.asarray(data, dtype=float)
     bad = ~np.isfinite(data) if mask is None else (~np.isfinite(data) | np.asarray(mask, bool))
     smoothed = gaussian_filter(np.where(bad, 0.0, data), smoothing)
-    footprint = circular_footprint(dilate_radius)
     not_sky = bad
     for _ in range(2):
-        noise = sigma_clipped_stats(smoothed, mask=not_sky, sigma=3.0, maxiters=10)[2]
+        noise = clipped_std(smoothed[~not_sky])
         if not noise > 0:
             break
         with warnings.catch_warnings():
@@ -194,7 +202,8 @@ def sky_mask(data, mask=None, nsigma=3.0, npixels=5, smoothing=1.5, dilate_radiu
             segments = detect_sources(smoothed, nsigma * noise, npixels, mask=bad)
         if segments is None:
             break
-        not_sky = bad | segments.make_source_mask(footprint=footprint)
+        # Dilation by a disc, as a distance threshold: the same pixels, several times faster.
+        not_sky = bad | (distance_transform_edt(segments.data == 0) <= dilate_radius)
     return not_sky
 
 
@@ -220,8 +229,7 @@ def sky_noise(data, mask=None, not_sky=None):
         not_sky = not_sky | np.asarray(mask, bool)
     if (~not_sky).sum() < _MIN_SKY_PIXELS:  # all source (a stamp filled by its galaxy)
         return background_std(data, mask)
-    return float(sigma_clipped_stats(np.asarray(data, float), mask=not_sky, sigma=3.0,
-                                     maxiters=10)[2])
+    return clipped_std(np.asarray(data, float)[~not_sky])
 
 
 def galaxygan_noise(data, mask=None):

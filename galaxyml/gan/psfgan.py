@@ -4,14 +4,21 @@
 import numpy as np
 from keras import ops
 
+from ..datasets.pairs import TrainingPairs
 from ..exceptions import ImageTooSmallError, InvalidParameterError, ShapeMismatchError
-from ..morphology.decomposition import (FLAG_CLIPPED, SourceBox, decomposition_table,
-                                        host_photometry, point_source_photometry,
-                                        prepare_agn_images)
+from ..morphology.decomposition import (FLAG_CLIPPED, DecompositionErrors, SourceBox,
+                                        decide_and_measure, prepare_agn_images, render_psf)
+from ..morphology.pointsource import place_psf, psf_photometry
+from ..psf.sdss import SDSSPSFBasis
 from .base import ImageToImageModel, _mean_and_spread
 from .networks import NETWORK_CONFIGS, central_window, unet_generator, window_discriminator
 
-__all__ = ["PSFGAN"]
+__all__ = ["PSFGAN", "PSFGAN_MODES"]
+
+#: The generators: ``paper`` (the pix2pix U-Net ending in tanh), ``residual`` (the
+#: input minus what the U-Net learns to take away) and ``refine`` (PSF photometry's
+#: residual, image minus the fitted PSF, plus the U-Net's correction).
+PSFGAN_MODES = ("paper", "residual", "refine")
 
 
 class PSFGAN(ImageToImageModel):
@@ -28,9 +35,13 @@ class PSFGAN(ImageToImageModel):
     beta_1 = 0.5.  Training, files and the card are those of
     `~galaxyml.gan.ImageToImageModel`.
 
-    Beyond the paper, ``residual=True`` makes the generator return the
-    input minus what it learns to take away (`~galaxyml.gan.unet_generator`):
-    pixels away from the point source keep their values and noise.
+    Beyond the paper, ``mode='residual'`` makes the generator return the
+    input minus what it learns to take away (`~galaxyml.gan.unet_generator`),
+    and ``mode='refine'`` gives it what PSF photometry alone finds: it sees
+    the image, the image minus the PSF fitted at the point source
+    (`~galaxyml.morphology.psf_photometry`) and the PSF itself, and adds a
+    correction to that residual, which it starts from (an untrained refine
+    network is PSF photometry).
 
     Parameters
     ----------
@@ -45,32 +56,35 @@ class PSFGAN(ImageToImageModel):
         Side of the training stamps and of the box the network sees around
         the point source; a multiple of the generator's stride.
     window : int
-        Side of the central window (the point-source region).
+        Side of the central window (the point-source region): the host
+        differs from the input only there.
     l1_weight : float
         Weight of the L1 term over the window (the paper's 100).
     image_l1_fraction : float
         Weight of the L1 term over the whole image, as a fraction of
         ``l1_weight`` (the paper's 0.05).
-    residual : bool
-        The residual generator (False: the paper's).
+    mode : {'paper', 'residual', 'refine'}
+        The generator, see `PSFGAN_MODES`.
     seed : int
         Seed of the initial weights, the dropout and the data order.
     """
 
     model_type = "PSFGAN"
     pretrained_file = "psfgan-small.keras"
-    hyperparameters = ("image_size", "window", "l1_weight", "image_l1_fraction", "residual")
+    hyperparameters = ("image_size", "window", "l1_weight", "image_l1_fraction", "mode")
     default_learning_rate = 9e-5
 
     def __init__(self, config="small", bands=("r",), stretch=None, image_size=64, window=32,
-                 l1_weight=100.0, image_l1_fraction=0.05, residual=False, seed=0):
+                 l1_weight=100.0, image_l1_fraction=0.05, mode="residual", seed=0):
         if len(tuple(bands)) != 1:
             raise InvalidParameterError(f"PSFGAN works on one band, not {tuple(bands)}")
+        if mode not in PSFGAN_MODES:
+            raise InvalidParameterError(f"mode must be one of {PSFGAN_MODES}, not {mode!r}")
         self.image_size = int(image_size)
         self.window = int(window)
         self.l1_weight = float(l1_weight)
         self.image_l1_fraction = float(image_l1_fraction)
-        self.residual = bool(residual)
+        self.mode = mode
         super().__init__(config, bands, stretch, seed)
         if self.image_size % self.size_multiple:
             raise InvalidParameterError(f"image_size must be a multiple of {self.size_multiple} "
@@ -78,6 +92,13 @@ class PSFGAN(ImageToImageModel):
         if not 0 < self.window <= self.image_size:
             raise InvalidParameterError(f"window ({self.window}) must be positive and at most "
                                         f"image_size ({self.image_size})")
+
+    @classmethod
+    def read_card(cls, path):
+        card = super().read_card(path)
+        if "mode" not in card and "residual" in card:  # cards written before the modes
+            card["mode"] = "residual" if card["residual"] else "paper"
+        return card
 
     @property
     def band(self):
@@ -89,16 +110,32 @@ class PSFGAN(ImageToImageModel):
         """Smallest image side accepted: the central window must fit."""
         return self.window
 
+    @property
+    def condition_channels(self):
+        """Channels the generator sees: the image, or (refine) the image, PSF
+        photometry's residual and the PSF."""
+        return 3 if self.mode == "refine" else 1
+
+    @property
+    def error_model(self):
+        """The calibrated errors of the decomposition: the card's ``error_model``
+        (`~galaxyml.morphology.DecompositionErrors`; the photometric errors alone
+        where the card has none)."""
+        return DecompositionErrors.from_dict(self.card.get("error_model"))
+
     def build_generator(self):
-        """The pix2pix U-Net, residual if asked (`~galaxyml.gan.unet_generator`)."""
+        """The pix2pix U-Net: residual, or refining PSF photometry's residual, if asked
+        (`~galaxyml.gan.unet_generator`)."""
         filters = NETWORK_CONFIGS[self.config]["generator_filters"]
-        return unet_generator(1, 1, filters, seed=self.seed, residual=self.residual)
+        return unet_generator(self.condition_channels, 1, filters, seed=self.seed,
+                              residual=self.mode == "residual",
+                              refine_channels=1 if self.mode == "refine" else None)
 
     def build_discriminator(self):
         """The central-window discriminator (`~galaxyml.gan.window_discriminator`)."""
         filters = NETWORK_CONFIGS[self.config]["discriminator_filters"]
-        return window_discriminator(1, 1, filters, self.image_size, self.window,
-                                    seed=self.seed + 1000)
+        return window_discriminator(self.condition_channels, 1, filters, self.image_size,
+                                    self.window, seed=self.seed + 1000)
 
     def reconstruction(self, target, generated):
         """``l1_weight * (image_l1_fraction * L1(image) + L1(central window))``."""
@@ -114,20 +151,71 @@ class PSFGAN(ImageToImageModel):
             raise ShapeMismatchError(f"the training pairs are {size} pixels on a side; this "
                                      f"PSFGAN has image_size={self.image_size}")
 
+    def network_samples(self, pairs):
+        """The pairs as the network trains on them: in refine mode each condition gets
+        PSF photometry's residual and the PSF (the psField's, at the galaxy's
+        position on the frame: what the user gives), as in `remove_point_source`."""
+        return pairs if self.mode != "refine" else _RefinementPairs(pairs, self)
+
+    def refinement_condition(self, boxes, kernels, positions, fit=None):
+        """What the refine network sees, in stretched units: (n, ny, nx, 3).
+
+        Channels: the stretched image; the stretched image minus the PSF
+        fitted at the point source (`~galaxyml.morphology.psf_photometry`);
+        the PSF at the point source scaled to the stretch's network range
+        (its peak at the top).
+
+        Parameters
+        ----------
+        boxes : array (n, ny, nx)
+            The images the network sees, in nanomaggies.
+        kernels : sequence of 2-D arrays
+            Their PSFs (odd sides, unit sum).
+        positions : array (n, 2)
+            (x, y) of the point sources in the boxes.
+        fit : `~galaxyml.morphology.PointSourceFit`, optional
+            The PSF photometry of the boxes, if already made.
+        """
+        boxes = np.asarray(boxes, float)
+        errors = np.ones_like(boxes)  # the fit's weights: uniform, as the network sees pixels
+        if fit is None:
+            fit = psf_photometry(boxes, errors, kernels, positions)
+        centred = np.c_[fit.x, fit.y]
+        point = place_psf(boxes.shape[1:], kernels, centred, np.where(fit.ok, fit.flux, 0.0))
+        shape = place_psf(boxes.shape[1:], kernels, centred, np.ones(len(boxes)))
+        low, high = self.stretch.network_range
+        peak = shape.max(axis=(1, 2), keepdims=True)
+        condition = np.empty(boxes.shape + (3,), np.float32)
+        condition[..., 0] = self._stretched(boxes)
+        condition[..., 1] = self._stretched(boxes - point)
+        condition[..., 2] = low + (high - low) * shape / np.where(peak > 0, peak, 1.0)
+        return condition
+
+    def _from_network(self, output):
+        """Generator output -> nanomaggies.  The refine mode's output is linear: it is
+        limited to [-1, 1], the stretch's range."""
+        if self.mode == "refine":
+            output = np.clip(output, -1.0, 1.0)
+        return super()._from_network(output)
+
     def remove_point_source(self, image, psf=None, position=None, samples=0, band=None,
-                            batch_size=32):
-        """Remove the AGN point source: the host galaxy image and the photometry of both.
+                            batch_size=32, threshold=None, errors=None):
+        """Remove the AGN point source if there is one: the host image and the photometry.
 
         The network sees an ``image_size`` box centred on the point source
         (shifted inside larger images at their edges, reflect-padded in
-        smaller ones) and returns the host there; outside the box the host
-        is the input, and so are pixels outside the central window brighter
-        than the stretch's maximum, which the network cannot represent.
-        The point-source flux is measured on the residual (input minus
-        host) by PSF photometry with ``psf``
-        (`~galaxyml.morphology.point_source_photometry`), the host flux in
-        the Kron aperture of the host image
-        (`~galaxyml.morphology.host_photometry`).
+        smaller ones) and returns the host there; only the central
+        ``window`` changes, and not where another source detected in the
+        input lies: elsewhere the host is the input, bit for bit.  The
+        point-source flux is measured on the residual (input minus host) by
+        PSF photometry (`~galaxyml.morphology.psf_photometry`), the host
+        flux in the Kron aperture of the host image
+        (`~galaxyml.morphology.host_photometry`); both errors include the
+        model's own, calibrated on training pairs (`error_model`).  The
+        point source is detected when its flux over that error exceeds
+        ``threshold``; where it is not, the host is the input and the
+        point-source flux an upper limit
+        (`~galaxyml.morphology.decide_and_measure`).
 
         Parameters
         ----------
@@ -149,6 +237,11 @@ class PSFGAN(ImageToImageModel):
             The band to take from a multi-band cutout.
         batch_size : int
             Boxes per generator call.
+        threshold : float, optional
+            Detection threshold in ``ps_snr``; by default
+            ``galaxyml.morphology.conf.detection_threshold``.
+        errors : `~galaxyml.morphology.DecompositionErrors`, optional
+            The calibrated errors; by default `error_model`, the card's.
 
         Returns
         -------
@@ -169,48 +262,65 @@ class PSFGAN(ImageToImageModel):
             An image smaller than the central window.
         PositionOffImageError
             A position off the image.
+        PSFError
+            No PSF, or one sampled on other pixels than the image's.
         InvalidPSFError
             A PSF image that cannot be normalised.
         """
-        prepared, single = prepare_agn_images(image, psf, position, band, bands=self.bands)
-        boxes = [self._box(item) for item in prepared]
-        tiles = [self._network_input(box.cut(item.data)[None])
-                 for item, box in zip(prepared, boxes)]
-        runs = self._draws(tiles, samples, batch_size)
-        rows, hosts = [], []
-        for k, (item, box) in enumerate(zip(prepared, boxes)):
-            mean, std = _mean_and_spread(np.stack([self._from_network(run[k]) for run in runs]),
-                                         samples)
-            host, spread = item.data.copy(), np.zeros(item.shape)
-            host[box.slices] = box.crop(mean[0])
-            host = self._keep_bright_neighbours(item, host)
-            if samples:
-                spread[box.slices] = box.crop(std[0])
-            error = np.hypot(item.error, spread)
-            point = point_source_photometry(item.data - host, item.psf, (item.x, item.y), error,
-                                            mask=item.mask)
-            galaxy = host_photometry(host, error, (point["x"], point["y"]), mask=item.mask,
-                                     noise=item.sky_noise)
-            clipped = (item.data[box.slices] > self.stretch.clip_max).any()
-            rows.append({"ps_flux": point["flux"], "ps_flux_err": point["flux_err"],
-                         "host_flux": galaxy["flux"], "host_flux_err": galaxy["flux_err"],
-                         "x": point["x"], "y": point["y"],
-                         "flags": (item.flags | box.flags | point["flags"] | galaxy["flags"]
-                                   | (FLAG_CLIPPED if clipped else 0))})
-            hosts.append(item.wrap(host, spread if samples else None, method=self.model_type))
-        table = decomposition_table(rows, prepared, self.model_type)
+        prepared, single = prepare_agn_images(image, psf, position, band, bands=self.bands,
+                                              window=self.window)
+        hosts, spreads, flags = self._network_hosts(prepared, samples, batch_size)
+        for item, flag in zip(prepared, flags):
+            item.flags |= flag
+        errors = self.error_model if errors is None else errors
+        table, host_images = decide_and_measure(prepared, hosts, errors, self.model_type,
+                                                threshold, spreads)
+        hosts = [item.wrap(host, spread if samples else None, method=self.model_type)
+                 for item, host, spread in zip(prepared, host_images, spreads)]
         if single:
             return hosts[0], table
         return (np.stack(hosts) if isinstance(image, np.ndarray) else hosts), table
 
-    def _keep_bright_neighbours(self, item, host):
-        """The input's pixels where it exceeds the stretch's maximum outside the central
-        window: the network cannot represent them (a bright star's core would come back
-        at the maximum) and only the point source, in the window, is to be removed."""
-        yy, xx = np.indices(item.shape)
-        outside = np.maximum(np.abs(xx - item.x), np.abs(yy - item.y)) > self.window / 2
-        bright = outside & (item.data > self.stretch.clip_max)
-        return np.where(bright, item.data, host)
+    def _network_hosts(self, prepared, samples, batch_size):
+        """(hosts, spreads, flags): the host images the network makes, each the input
+        outside its central window and over other sources; the dropout spread; flags."""
+        boxes = [self._box(item) for item in prepared]
+        cut = np.stack([box.cut(item.data) for item, box in zip(prepared, boxes)])
+        positions = np.array([box.to_box(item.x, item.y) for item, box in zip(prepared, boxes)])
+        tiles = list(self._network_inputs(prepared, cut, positions))
+        runs = self._draws(tiles, samples, batch_size)
+        hosts, spreads, flags = [], [], []
+        for k, (item, box) in enumerate(zip(prepared, boxes)):
+            mean, std = _mean_and_spread(np.stack([self._from_network(run[k]) for run in runs]),
+                                         samples)
+            changed, clipped = self._changeable(item, box)
+            host, spread = item.data.copy(), np.zeros(item.shape)
+            host[box.slices] = np.where(changed, box.crop(mean[0]), item.data[box.slices])
+            if samples:
+                spread[box.slices] = np.where(changed, box.crop(std[0]), 0.0)
+            hosts.append(host)
+            spreads.append(spread)
+            flags.append(box.flags | (FLAG_CLIPPED if clipped else 0))
+        return hosts, spreads, flags
+
+    def _network_inputs(self, prepared, cut, positions):
+        """The generator's inputs (ny, nx, channels) in [-1, 1] for the boxes."""
+        if self.mode != "refine":
+            return self._to_generator_range(self._stretched(cut)[..., None]).astype(np.float32)
+        kernels = [render_psf(item.psf) for item in prepared]
+        condition = self.refinement_condition(cut, kernels, positions)
+        return self._to_generator_range(condition).astype(np.float32)
+
+    def _changeable(self, item, box):
+        """The pixels of the box (cut to the image) that the host may change: the central
+        ``window`` around the point source, except other sources' pixels and pixels
+        brighter than the stretch's maximum (which the network cannot represent); and
+        whether the window holds such bright pixels."""
+        yy, xx = np.mgrid[box.slices]
+        half = self.window / 2
+        inside = (np.abs(xx - item.x) < half) & (np.abs(yy - item.y) < half)
+        bright = item.data[box.slices] > self.stretch.clip_max
+        return inside & ~item.neighbours[box.slices] & ~bright, bool((inside & bright).any())
 
     def _box(self, item):
         """The ``image_size`` box the network sees around the point source of ``item``."""
@@ -218,3 +328,21 @@ class PSFGAN(ImageToImageModel):
             raise ImageTooSmallError(f"the image is {item.shape} pixels; PSFGAN needs at least "
                                      f"its {self.window}-pixel central window on a side")
         return SourceBox(item.shape, item.x, item.y, self.image_size)
+
+
+class _RefinementPairs(TrainingPairs):
+    """PSFGAN pairs whose conditions are what the refine network sees."""
+
+    def __init__(self, pairs, model):
+        super().__init__(pairs.manifest, pairs._make)
+        self._model = model
+        self._basis = SDSSPSFBasis(pairs.manifest.meta["psfield"], pairs.bands[0])
+
+    def sample(self, index):
+        condition, target = self.linear_sample(index)
+        row = self.manifest[index]
+        kernel = render_psf(self._basis.at(float(row["frame_y"]), float(row["frame_x"])))
+        network_input = self._model.refinement_condition(
+            condition.data[:1], [kernel], [(float(row["x_ps"]), float(row["y_ps"]))])[0]
+        stretched = np.moveaxis(self.stretch(target.data, warn=False), 0, -1)
+        return network_input, stretched.astype(np.float32)

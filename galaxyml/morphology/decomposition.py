@@ -19,7 +19,6 @@ the host in the input's type, and report the same catalogue
 """
 
 import functools
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +27,24 @@ from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.stats import mad_std
 from astropy.table import QTable
-from astropy.utils.exceptions import AstropyUserWarning
-from photutils.psf import ImagePSF, PSFPhotometry
+from scipy.optimize import brentq, minimize
 
 from ..degrade.core import sky_noise
-from ..exceptions import (BandMismatchError, InvalidInputTypeError, InvalidShapeError,
-                          NonFiniteDataError, PSFError)
+from ..exceptions import (BandMismatchError, InvalidInputTypeError, InvalidParameterError,
+                          InvalidShapeError, NonFiniteDataError, PSFError)
 from ..io.cutout import MultiBandCutout
+from ..io.fits import wcs_pixel_scale
 from ..io.sdss import nanomaggies_to_mag
 from ..psf.models import PSFModel, SampledPSF
 from ..psf.sdss import SDSSPSFBasis
 from ..sources import source_nearest, total_flux
 from ..utils._images import inpaint, pixel_position
+from ._config import conf
+from .pointsource import psf_photometry
 
-__all__ = ["DECOMPOSITION_FLAGS", "AGNImage", "SourceBox", "prepare_image", "prepare_agn_images",
-           "point_source_photometry", "host_photometry", "decomposition_table",
+__all__ = ["DECOMPOSITION_FLAGS", "AGNImage", "SourceBox", "DecompositionErrors",
+           "prepare_image", "prepare_agn_images", "point_source_photometry", "render_psf",
+           "host_photometry", "decide_and_measure", "decomposition_table",
            "decode_decomposition_flags"]
 
 #: Bits of the ``flags`` column of a decomposition table.
@@ -56,7 +58,8 @@ DECOMPOSITION_FLAGS = {
         "or has no covariance",
     32: "no host galaxy was detected: the host flux is NaN",
     64: "a flux is zero or negative: its magnitude is NaN",
-    128: "the fit failed: fluxes are NaN",
+    128: "the decomposition failed: fluxes are NaN",
+    256: "more than half of the pixels around the point source are masked: nothing is measured",
 }
 FLAG_CENTRE = 1
 FLAG_EDGE = 2
@@ -66,9 +69,10 @@ FLAG_PS_FIT = 16
 FLAG_NO_HOST = 32
 FLAG_NONPOSITIVE = 64
 FLAG_FAILED = 128
+FLAG_MASKED = 256
 
-# photutils' PSF photometry flags that mean the flux is not to be trusted.
-_PSF_BAD_FLAGS = 2 | 8 | 16 | 32
+# A PSF on pixels more than 2% larger or smaller than the image's is refused.
+_PIXEL_SCALE_TOLERANCE = 0.02
 # 2.5 / ln(10): magnitude error of a relative flux error.
 _MAG_PER_RELATIVE_FLUX = 2.5 / np.log(10)
 
@@ -85,11 +89,15 @@ class AGNImage:
     arrays in nanomaggies, masked and NaN pixels in-painted in ``data``
     (and True in ``mask``); ``sky_noise`` the blank sky's noise, which
     sets the detection thresholds; ``x``, ``y`` the point source's pixel
-    position; ``flags`` the bits of `DECOMPOSITION_FLAGS` set so far.
+    position; ``flags`` the bits of `DECOMPOSITION_FLAGS` set so far;
+    ``source`` the input's source at the position (a
+    `~galaxyml.sources.source_nearest` row, or None); ``neighbours`` the
+    pixels of the other sources detected in the input; ``raw`` the input's
+    values before in-painting.
     """
 
     def __init__(self, original, data, error, mask, sky_noise, psf, x, y, flags, band=None,
-                 meta=None, origin=(0, 0)):
+                 meta=None, origin=(0, 0), source=None, neighbours=None, raw=None):
         self.original = original
         self.meta = meta or {}
         self.origin = origin
@@ -102,6 +110,9 @@ class AGNImage:
         self.y = y
         self.flags = flags
         self.band = band
+        self.source = source
+        self.neighbours = np.zeros(data.shape, bool) if neighbours is None else neighbours
+        self.raw = data if raw is None else raw
 
     @property
     def shape(self):
@@ -130,6 +141,8 @@ class AGNImage:
         if not isinstance(original, (CCDData, MultiBandCutout)):
             return host
         scale = original.unit.to(u.nanomaggy)
+        # Masked pixels the method left alone get the input's own values back.
+        host = np.where(self.mask & (host == self.data), self.raw, host)
         data = (host / scale).astype(np.float32)
         error = self.error if spread is None else np.hypot(self.error, spread)
         error = error / scale if original.uncertainty is not None or spread is not None else None
@@ -143,7 +156,7 @@ class AGNImage:
                        uncertainty=None if error is None else StdDevUncertainty(error))
 
 
-def prepare_agn_images(images, psf=None, position=None, band=None, bands=None):
+def prepare_agn_images(images, psf=None, position=None, band=None, bands=None, window=7):
     """Normalise the inputs of a point source + host decomposition.
 
     Parameters
@@ -169,6 +182,9 @@ def prepare_agn_images(images, psf=None, position=None, band=None, bands=None):
         The band to use from a multi-band cutout.
     bands : sequence of str, optional
         Bands the method accepts (a model's training band); any by default.
+    window : int
+        Side of the square around the point source where masked (in-painted)
+        pixels set flag 4, and more than half of them masked flag 256.
 
     Returns
     -------
@@ -186,9 +202,10 @@ def prepare_agn_images(images, psf=None, position=None, band=None, bands=None):
     positions = _per_image(position, len(items), "position")
     prepared = []
     for item, item_psf, item_position in zip(items, psfs, positions):
-        image = prepare_image(item, item_position, band, bands)
+        image = prepare_image(item, item_position, band, bands, window)
         image.psf = _resolve_psf(item_psf, image.meta, image.band, image.origin, image.x,
                                  image.y)
+        _check_pixel_scale(image)
         prepared.append(image)
     return prepared, single
 
@@ -201,7 +218,7 @@ def _per_image(value, n, name):
     return [value] * n
 
 
-def prepare_image(image, position=None, band=None, bands=None):
+def prepare_image(image, position=None, band=None, bands=None, window=7):
     """One image in nanomaggies with its errors, mask and the position of its central source.
 
     The part of `prepare_agn_images` that does not need a PSF, shared with
@@ -211,7 +228,7 @@ def prepare_image(image, position=None, band=None, bands=None):
     ----------
     image : `~astropy.nddata.CCDData`, `~galaxyml.io.MultiBandCutout` or 2-D array
         In nanomaggies (or a unit convertible to them).
-    position, band, bands
+    position, band, bands, window
         As for `prepare_agn_images`.
 
     Returns
@@ -251,11 +268,15 @@ def prepare_image(image, position=None, band=None, bands=None):
     error = _error_plane(ccd, data, mask, scale)
     filled = inpaint(data[None], mask[None])[0]
     noise = sky_noise(filled, mask)
-    x, y, flags = _position(ccd, filled, error, mask, noise, position)
-    if mask[_window(data.shape, x, y, 3)].any():
+    x, y, flags, source, segments = _position(ccd, filled, error, mask, noise, position)
+    around = mask[_window(data.shape, x, y, int(window) // 2)]
+    if around.any():
         flags |= FLAG_INPAINTED
+    if around.mean() > 0.5:
+        flags |= FLAG_MASKED
+    neighbours = (segments > 0) & (segments != (0 if source is None else source["id"]))
     return AGNImage(image, filled, error, mask, noise, None, x, y, flags, band, ccd.meta,
-                    origin)
+                    origin, source, neighbours, raw=data)
 
 
 def _error_plane(ccd, data, mask, scale):
@@ -270,19 +291,34 @@ def _error_plane(ccd, data, mask, scale):
 
 
 def _position(ccd, data, error, mask, noise, position):
+    """(x, y, flags, the source there, the segmentation) of the point source."""
     ny, nx = data.shape
     flags = 0
-    if position is None:
-        # The convention of add_point_source: the centroid of the central source.
-        source = source_nearest(CCDData(data, unit=u.nanomaggy, mask=mask,
-                                        uncertainty=StdDevUncertainty(error)), noise=noise)
-        if source is None:
-            x, y, flags = (nx - 1) / 2, (ny - 1) / 2, FLAG_CENTRE
-        else:
-            x, y = float(source["x"]), float(source["y"])
+    given = None if position is None else pixel_position(position, data.shape, ccd.wcs)
+    # The convention of add_point_source: the centroid of the central source.
+    source, segments = source_nearest(CCDData(data, unit=u.nanomaggy, mask=mask,
+                                              uncertainty=StdDevUncertainty(error)),
+                                      given, noise=noise, segment_map=True)
+    if given is not None:
+        x, y = given
+    elif source is None:
+        x, y, flags = (nx - 1) / 2, (ny - 1) / 2, FLAG_CENTRE
     else:
-        x, y = pixel_position(position, data.shape, ccd.wcs)
-    return x, y, flags
+        x, y = float(source["x"]), float(source["y"])
+    return x, y, flags, source, segments
+
+
+def _check_pixel_scale(image):
+    """A PSF sampled on another pixel grid than the image's cannot fit its point source."""
+    wcs = image.wcs
+    if wcs is None or not wcs.has_celestial:
+        return
+    scale = wcs_pixel_scale(wcs).to_value(u.arcsec / u.pix)
+    psf_scale = image.psf.pixel_scale.to_value(u.arcsec / u.pix)
+    if abs(psf_scale / scale - 1) > _PIXEL_SCALE_TOLERANCE:
+        raise PSFError(f"the PSF is sampled at {psf_scale:.4g} arcsec per pixel and the image at "
+                       f"{scale:.4g}: resample one of them (for example with "
+                       "galaxyml.psf.SampledPSF(..., pixel_scale=)) first")
 
 
 def _resolve_psf(psf, meta, band, origin, x, y):
@@ -333,6 +369,11 @@ class SourceBox:
         self.padding = None if padding == ((0, 0), (0, 0)) else padding
         self.flags = FLAG_EDGE if any(axis[2] for axis in axes) else 0
 
+    def to_box(self, x, y):
+        """(x, y) in the image -> (x, y) in the box."""
+        (top, _), (left, _) = self.padding or ((0, 0), (0, 0))
+        return x - self.slices[1].start + left, y - self.slices[0].start + top
+
     def cut(self, image):
         """The box of ``image``, reflect-padded where it extends beyond it."""
         inside = image[self.slices]
@@ -358,15 +399,10 @@ def _box_axis(n, centre, size, pad):
     return slice(0, n), (before, size - n - before), True
 
 
-def _fit_shape(kernel):
-    """Odd side of the PSF-fitting box: about four FWHM (from the area above half the
-    peak), at least 7 pixels."""
-    fwhm = 2 * np.sqrt((kernel >= kernel.max() / 2).sum() / np.pi)
-    return max(2 * int(np.ceil(2 * fwhm)) + 1, 7)
-
-
 def point_source_photometry(image, psf, position, error, mask=None, max_shift=2.0):
-    """Flux of a point source by PSF photometry (photutils), at a position known to a pixel.
+    """Flux of a point source by PSF photometry, at a position known to a pixel.
+
+    One image of `~galaxyml.morphology.psf_photometry`, the batch version.
 
     Parameters
     ----------
@@ -374,8 +410,7 @@ def point_source_photometry(image, psf, position, error, mask=None, max_shift=2.
         The point source alone (for PSFGAN: the image minus the host), in
         nanomaggies.
     psf : `~galaxyml.psf.PSFModel`
-        Its PSF; fitted as an `~photutils.psf.ImagePSF` over a box of
-        about four FWHM.
+        Its PSF; fitted over a box of about four FWHM.
     position : tuple of float
         Initial (x, y); the fit moves it by at most ``max_shift`` pixels.
     error : 2-D array
@@ -387,23 +422,19 @@ def point_source_photometry(image, psf, position, error, mask=None, max_shift=2.
     -------
     result : dict
         ``flux``, ``flux_err`` (nanomaggies, from the fit's covariance),
-        ``x``, ``y``, ``flags`` (`DECOMPOSITION_FLAGS` bit 16 where
-        photutils flags the fit).
+        ``x``, ``y``, ``flags`` (`DECOMPOSITION_FLAGS` bit 16 where the
+        fit has no covariance).
     """
-    kernel = psf.render()
-    photometry = PSFPhotometry(ImagePSF(kernel), _fit_shape(kernel), xy_bounds=max_shift)
-    x, y = position
-    box = image[_window(image.shape, x, y, 1)]
-    init = QTable({"x": [x], "y": [y], "flux": [max(float(np.sum(box)), 1e-3)]})
-    with warnings.catch_warnings():
-        # A fit that does not converge is flagged in the table (bit 16), not raised.
-        warnings.simplefilter("ignore", AstropyUserWarning)
-        table = photometry(image, error=error, mask=mask, init_params=init)
-    row = table[0]
-    flux_err = float(row["flux_err"]) if "flux_err" in table.colnames else np.nan
-    flags = FLAG_PS_FIT if int(row["flags"]) & _PSF_BAD_FLAGS or not np.isfinite(flux_err) else 0
-    return {"flux": float(row["flux_fit"]), "flux_err": flux_err, "x": float(row["x_fit"]),
-            "y": float(row["y_fit"]), "flags": flags}
+    fit = psf_photometry([image], [error], [render_psf(psf)], [position],
+                         masks=None if mask is None else [mask], max_shift=max_shift)
+    return {"flux": float(fit.flux[0]), "flux_err": float(fit.flux_err[0]),
+            "x": float(fit.x[0]), "y": float(fit.y[0]),
+            "flags": 0 if fit.ok[0] else FLAG_PS_FIT}
+
+
+def render_psf(psf):
+    """The PSF model's kernel, wide enough for photometry: at least 25 pixels a side."""
+    return psf.render(max(psf.default_size, 25))
 
 
 def host_photometry(host, error, position, mask=None, noise=None):
@@ -437,14 +468,235 @@ def host_photometry(host, error, position, mask=None, noise=None):
             "flags": 0}
 
 
+class DecompositionErrors:
+    """Errors of a decomposition that include the method's own, calibrated on known truth.
+
+    A method's photometric errors (from the error plane alone) leave out
+    how well it separates the point source from its host.  That depends on
+    how much host light lies under the PSF, ``core`` (the host image's PSF
+    flux at the point source, `host_core_flux`), and on the fluxes
+    themselves::
+
+        ps_flux_err**2   = e_ps**2   + (ps_core * core)**2 + (ps_relative * ps_flux)**2
+        host_flux_err**2 = e_host**2 + (host_core * core)**2 + (host_ps * ps_flux)**2
+                           + (host_relative * host_flux)**2
+
+    with ``e`` the photometric errors.  `calibrate` fits the coefficients
+    by maximum likelihood on pairs of known truth (the training side); the
+    model card or the fit's calibration file records them.
+
+    Parameters
+    ----------
+    ps_core, ps_relative, host_core, host_ps, host_relative : float
+        The coefficients (0: photometric errors only).
+    meta : dict, optional
+        How they were calibrated.
+    """
+
+    terms = ("ps_core", "ps_relative", "host_core", "host_ps", "host_relative")
+
+    def __init__(self, ps_core=0.0, ps_relative=0.0, host_core=0.0, host_ps=0.0,
+                 host_relative=0.0, meta=None):
+        values = dict(ps_core=ps_core, ps_relative=ps_relative, host_core=host_core,
+                      host_ps=host_ps, host_relative=host_relative)
+        for name, value in values.items():
+            if not (np.isfinite(value) and value >= 0):
+                raise InvalidParameterError(f"{name} must be finite and not negative, not "
+                                            f"{value}")
+            setattr(self, name, float(value))
+        self.meta = dict(meta or {})
+
+    def __repr__(self):
+        values = ", ".join(f"{name}={getattr(self, name):.4g}" for name in self.terms)
+        return f"DecompositionErrors({values})"
+
+    def ps_error(self, photometric, core, ps_flux):
+        """The point-source flux's error (arrays in nanomaggies)."""
+        return np.sqrt(np.square(photometric) + np.square(self.ps_core * core)
+                       + np.square(self.ps_relative * ps_flux))
+
+    def host_error(self, photometric, core, ps_flux, host_flux):
+        """The host flux's error (arrays in nanomaggies)."""
+        return np.sqrt(np.square(photometric) + np.square(self.host_core * core)
+                       + np.square(self.host_ps * ps_flux)
+                       + np.square(self.host_relative * host_flux))
+
+    def to_dict(self):
+        """The coefficients and ``meta``, for a model card."""
+        return {**{name: getattr(self, name) for name in self.terms}, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, values):
+        """The inverse of `to_dict`; None gives photometric errors only."""
+        return cls(**(values or {}))
+
+    @classmethod
+    def calibrate(cls, table, ps_true, host_true, meta=None):
+        """Coefficients that make the errors match the scatter about the truth.
+
+        Parameters
+        ----------
+        table : `~astropy.table.QTable`
+            A decomposition table made with photometric errors only
+            (``errors=DecompositionErrors()``) and every point source kept
+            (``threshold=-numpy.inf``), on pairs of known truth, including
+            pairs without a point source.
+        ps_true, host_true : array
+            The true fluxes in nanomaggies.
+
+        Returns
+        -------
+        errors : `DecompositionErrors`
+            Fitted by maximum likelihood with Student's t (5 degrees of
+            freedom) for the residuals, so that the few failures do not set
+            the width of the rest.
+        """
+        ps_flux = np.asarray(table["ps_flux"].value, float)
+        host_flux = np.asarray(table["host_flux"].value, float)
+        core = np.asarray(table["host_core_flux"].value, float)
+        ps = _fit_error_terms(ps_flux - np.asarray(ps_true, float),
+                              table["ps_flux_err"].value, [core, ps_flux])
+        host = _fit_error_terms(host_flux - np.asarray(host_true, float),
+                                table["host_flux_err"].value, [core, ps_flux, host_flux])
+        return cls(*ps, *host, meta=dict(meta or {}, n_pairs=int(len(table))))
+
+
+def _fit_error_terms(residual, photometric, scales):
+    """Coefficients c of sigma**2 = photometric**2 + sum((c_j scale_j)**2), by maximum
+    likelihood of Student's t with `_DEGREES_OF_FREEDOM`: a decomposition fails now and
+    then by far more than its errors, and those rows must not set the width of the rest."""
+    residual, photometric = np.asarray(residual, float), np.asarray(photometric, float)
+    scales = np.abs(np.asarray(scales, float))
+    rows = np.isfinite(residual) & np.isfinite(photometric) & np.isfinite(scales).all(axis=0)
+    residual, photometric, scales = residual[rows], photometric[rows], scales[:, rows]
+    nu = _DEGREES_OF_FREEDOM
+
+    def negative_log_likelihood(log_c):
+        variance = photometric ** 2 + (np.exp(2 * log_c)[:, None] * scales ** 2).sum(axis=0)
+        return float(np.sum(0.5 * np.log(variance)
+                            + 0.5 * (nu + 1) * np.log1p(residual ** 2 / (nu * variance))))
+
+    start = np.log(np.full(len(scales), 0.05))
+    result = minimize(negative_log_likelihood, start, method="Nelder-Mead",
+                      options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 4000})
+    coefficients = np.exp(result.x)
+
+    def excess_width(factor):
+        sigma = np.sqrt(photometric ** 2 + ((factor * coefficients[:, None] * scales) ** 2)
+                        .sum(axis=0))
+        low, high = np.percentile(residual / sigma, [16, 84])
+        return (high - low) / 2 - 1.0
+
+    # The t likelihood sets how the terms share the error; one factor on the model's terms
+    # then makes the pulls' 16-84% half-width 1, as for Gaussian errors.
+    if excess_width(0.1) > 0 > excess_width(10.0):
+        coefficients = coefficients * brentq(excess_width, 0.1, 10.0, xtol=1e-4)
+    return [float(c) if c > 1e-6 else 0.0 for c in coefficients]
+
+
+# Student's t with 5 degrees of freedom: its 16-84% half-width is 0.96 times its scale.
+_DEGREES_OF_FREEDOM = 5.0
+
+
+def decide_and_measure(prepared, hosts, errors, method, threshold=None, spreads=None,
+                       point=None, extra=None):
+    """The catalogue and host images of a decomposition, with detection and calibrated errors.
+
+    Shared by PSFGAN and the fit, so that both are judged alike.  The
+    point source is measured by PSF photometry on the input minus the host
+    (unless ``point`` is given), its error calibrated by ``errors``, and it
+    is *detected* when ``ps_snr`` = flux / error exceeds ``threshold``:
+    for a flux fitted linearly this is the likelihood-ratio test of host +
+    PSF against the host alone.  Where it is not detected, the host is the
+    input, its flux the input's Kron flux (its error holds the point
+    source's flux error), and ``ps_flux_upper`` = max(flux, 0) +
+    ``threshold`` x error an upper limit on the point source.
+
+    Parameters
+    ----------
+    prepared : list of `AGNImage`
+    hosts : list of 2-D arrays
+        The method's host images, nanomaggies.
+    errors : `DecompositionErrors`
+    method : str
+    threshold : float, optional
+        ``conf.detection_threshold`` by default.
+    spreads : list of 2-D arrays, optional
+        The method's own per-pixel spread, added to the error planes.
+    point : `~galaxyml.morphology.PointSourceFit`, optional
+        The point source as the method measured it (photometric errors).
+    extra : list of dict, optional
+        More columns per image.
+
+    Returns
+    -------
+    table : `~astropy.table.QTable`
+        See `decomposition_table`.
+    hosts : list of 2-D arrays
+        The host images (the input where nothing is detected).
+    """
+    threshold = conf.detection_threshold if threshold is None else float(threshold)
+    planes = [item.error if spread is None else np.hypot(item.error, spread)
+              for item, spread in zip(prepared, spreads or [None] * len(prepared))]
+    kernels = [render_psf(item.psf) for item in prepared]
+    masks = [item.mask for item in prepared]
+    if point is None:
+        point = psf_photometry([item.data - host for item, host in zip(prepared, hosts)],
+                               planes, kernels, [(item.x, item.y) for item in prepared],
+                               masks=masks)
+    core = psf_photometry(hosts, planes, kernels, np.c_[point.x, point.y], masks=masks,
+                          fit_position=False).flux
+    ps_err = errors.ps_error(point.flux_err, core, point.flux)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(point.ok, point.flux / ps_err, np.nan)
+    rows, host_images = [], []
+    for k, item in enumerate(prepared):
+        usable = point.ok[k] and not item.flags & FLAG_MASKED
+        detected = bool(usable and snr[k] > threshold)
+        host = hosts[k] if detected else item.data
+        galaxy = (host_photometry(host, planes[k], (point.x[k], point.y[k]), mask=item.mask,
+                                  noise=item.sky_noise)
+                  if detected else _input_host(item))
+        ps_flux = point.flux[k] if detected else 0.0
+        host_err = errors.host_error(galaxy["flux_err"], core[k], ps_flux, galaxy["flux"])
+        if not detected:  # the input's flux holds the undetected point source's
+            host_err = np.hypot(host_err, ps_err[k])
+        row = {"ps_flux": point.flux[k], "ps_flux_err": ps_err[k], "ps_snr": snr[k],
+               "ps_detected": detected,
+               "ps_flux_upper": np.nan if detected else max(point.flux[k], 0.0)
+               + threshold * ps_err[k],
+               "host_flux": galaxy["flux"],
+               "host_flux_err": host_err,
+               "host_core_flux": core[k], "x": point.x[k], "y": point.y[k],
+               "flags": item.flags | galaxy["flags"] | (0 if point.ok[k] else FLAG_PS_FIT)}
+        if not usable:
+            row.update({name: np.nan for name in ("ps_flux", "ps_flux_err", "ps_snr",
+                                                  "ps_flux_upper", "host_flux",
+                                                  "host_flux_err")})
+            row["flags"] |= FLAG_FAILED
+        rows.append({**row, **(extra[k] if extra else {})})
+        host_images.append(host)
+    return decomposition_table(rows, prepared, method), host_images
+
+
+def _input_host(item):
+    """The Kron photometry of the input's source at the point source (prepare's)."""
+    if item.source is None:
+        return {"flux": np.nan, "flux_err": np.nan, "flags": FLAG_NO_HOST}
+    flux, flux_err = total_flux(item.source)
+    return {"flux": flux.to_value(u.nanomaggy), "flux_err": flux_err.to_value(u.nanomaggy),
+            "flags": 0}
+
+
 def decomposition_table(rows, images, method):
     """The catalogue of a decomposition: one row per image.
 
     Parameters
     ----------
     rows : list of dict
-        Per image: ``ps_flux``, ``ps_flux_err``, ``host_flux``,
-        ``host_flux_err`` (nanomaggies), ``x``, ``y`` (the point source's
+        Per image: ``ps_flux``, ``ps_flux_err``, ``ps_snr``, ``ps_detected``,
+        ``ps_flux_upper``, ``host_flux``, ``host_flux_err``,
+        ``host_core_flux`` (nanomaggies), ``x``, ``y`` (the point source's
         fitted position), ``flags``, and any extra columns.
     images : list of `AGNImage`
         The inputs, for the sky position of the point source.
@@ -454,32 +706,49 @@ def decomposition_table(rows, images, method):
     Returns
     -------
     table : `~astropy.table.QTable`
-        ``ps_flux``, ``ps_flux_err``, ``ps_mag``, ``ps_mag_err``,
+        ``ps_detected`` (bool), ``ps_snr``, ``ps_flux``, ``ps_flux_err``
+        (the measured flux, also where nothing is detected), ``ps_mag``,
+        ``ps_mag_err`` (NaN where nothing is detected), ``ps_flux_upper``
+        (the upper limit where nothing is detected, else NaN),
         ``host_flux``, ``host_flux_err``, ``host_mag``, ``host_mag_err``,
+        ``host_core_flux`` (the host's PSF flux at the point source),
         ``x``, ``y``, ``sky_centroid`` (where the image has a celestial
         WCS), ``flags``, then the extra columns; ``meta['flags']``
         describes the bits.
     """
     table = QTable()
+    detected = np.array([bool(row["ps_detected"]) for row in rows], bool)
+    table["ps_detected"] = detected
+    table["ps_snr"] = np.array([row["ps_snr"] for row in rows], float)
     for part in ("ps", "host"):
         flux = np.array([row[f"{part}_flux"] for row in rows], float)
         flux_err = np.array([row[f"{part}_flux_err"] for row in rows], float)
         table[f"{part}_flux"] = flux * u.nanomaggy
         table[f"{part}_flux_err"] = flux_err * u.nanomaggy
-        table[f"{part}_mag"] = nanomaggies_to_mag(flux)
+        shown = flux if part == "host" else np.where(detected, flux, np.nan)
+        table[f"{part}_mag"] = nanomaggies_to_mag(shown)
         with np.errstate(divide="ignore", invalid="ignore"):
-            table[f"{part}_mag_err"] = np.where(flux > 0, _MAG_PER_RELATIVE_FLUX * flux_err / flux,
-                                                np.nan) * u.mag
+            table[f"{part}_mag_err"] = np.where(shown > 0, _MAG_PER_RELATIVE_FLUX * flux_err
+                                                / shown, np.nan) * u.mag
+        if part == "ps":
+            table["ps_flux_upper"] = np.array([row["ps_flux_upper"] for row in rows],
+                                              float) * u.nanomaggy
+    table["host_core_flux"] = np.array([row["host_core_flux"] for row in rows],
+                                       float) * u.nanomaggy
     table["x"] = [row["x"] for row in rows] * u.pix
     table["y"] = [row["y"] for row in rows] * u.pix
     wcs_list = [image.wcs for image in images]
     if rows and all(w is not None and w.has_celestial for w in wcs_list):
         table["sky_centroid"] = SkyCoord([w.pixel_to_world(row["x"], row["y"])
                                           for w, row in zip(wcs_list, rows)])
-    nonpositive = ~(table["ps_flux"].value > 0) | ~(table["host_flux"].value > 0)
+    with np.errstate(invalid="ignore"):
+        nonpositive = ((detected & ~(table["ps_flux"].value > 0))
+                       | (np.isfinite(table["host_flux"].value)
+                          & ~(table["host_flux"].value > 0)))
     table["flags"] = np.array([int(row["flags"]) for row in rows], np.int32) \
         | np.where(nonpositive, FLAG_NONPOSITIVE, 0).astype(np.int32)
-    standard = {"ps_flux", "ps_flux_err", "host_flux", "host_flux_err", "x", "y", "flags"}
+    standard = {"ps_flux", "ps_flux_err", "ps_snr", "ps_detected", "ps_flux_upper",
+                "host_flux", "host_flux_err", "host_core_flux", "x", "y", "flags"}
     for name in rows[0] if rows else ():
         if name not in standard:
             table[name] = [row[name] for row in rows]

@@ -11,7 +11,10 @@ measured against (Stark et al. 2018 used GALFIT).  No external binary is
 needed.
 """
 
+import functools
+import json
 import warnings
+from importlib import resources
 
 import numpy as np
 from astropy import units as u
@@ -25,10 +28,13 @@ from scipy.special import gamma, gammaincinv
 
 from ..io.sdss import nanomaggies_to_mag
 from ..sources import source_catalog
-from .decomposition import (FLAG_FAILED, FLAG_PS_FIT, SourceBox, decomposition_table,
-                            host_photometry, prepare_agn_images)
+from .decomposition import (_MAG_PER_RELATIVE_FLUX, FLAG_FAILED, FLAG_PS_FIT,
+                            DecompositionErrors, SourceBox, decide_and_measure,
+                            prepare_agn_images)
+from .pointsource import PointSourceFit
 
-__all__ = ["ConvolvedSersic2D", "sersic_total_flux", "fit_point_source_sersic"]
+__all__ = ["ConvolvedSersic2D", "sersic_total_flux", "fit_point_source_sersic",
+           "fit_error_model"]
 
 _N_RANGE = (0.3, 8.0)
 _MAX_ELLIP = 0.9
@@ -115,7 +121,7 @@ def sersic_total_flux(amplitude, r_eff, n, ellip):
 
 
 def fit_point_source_sersic(image, psf=None, position=None, band=None, size=64,
-                            oversample=5, maxiter=200):
+                            oversample=5, maxiter=200, threshold=None, errors=None):
     """Two-component decomposition: a point source plus a PSF-convolved Sérsic host.
 
     The model is ``ConvolvedSersic2D(psf) + ImagePSF(psf) + Const2D`` (a
@@ -139,18 +145,23 @@ def fit_point_source_sersic(image, psf=None, position=None, band=None, size=64,
         Sub-pixels per pixel side of the Sérsic profile's core.
     maxiter : int
         Largest number of model evaluations.
+    threshold : float, optional
+        Detection threshold in ``ps_snr``; by default
+        ``galaxyml.morphology.conf.detection_threshold``.
+    errors : `~galaxyml.morphology.DecompositionErrors`, optional
+        The calibrated errors; `fit_error_model` by default.
 
     Returns
     -------
     host : same type as ``image``
-        The image minus the fitted point source.
+        The image minus the fitted point source (the image itself where no
+        point source is detected).
     table : `~astropy.table.QTable`
         One row per image, the columns of
         `~galaxyml.morphology.decomposition_table`: ``ps_flux`` the fitted
-        point-source flux with its error from the covariance; ``host_flux``
-        in the Kron aperture of the host image, its error that of the
-        aperture and of the point-source flux in quadrature (the same
-        definition as for PSFGAN and the truth of
+        point-source flux with its error from the covariance and the
+        calibration; ``host_flux`` in the Kron aperture of the host image
+        (the same definition as for PSFGAN and the truth of
         `~galaxyml.degrade.add_point_source`).  Also ``host_sersic_flux``
         (the Sérsic model's total flux, error from the covariance) and
         ``host_sersic_mag``,
@@ -159,12 +170,21 @@ def fit_point_source_sersic(image, psf=None, position=None, band=None, size=64,
         pixel), ``reduced_chi2`` and ``n_evaluations``.
     """
     prepared, single = prepare_agn_images(image, psf, position, band)
-    rows, hosts = [], []
-    for item in prepared:
-        row, point_source = _fit_one(item, size, oversample, maxiter)
-        hosts.append(item.wrap(item.data - point_source, method="point source + Sersic fit"))
-        rows.append(row)
-    table = decomposition_table(rows, prepared, "point source + Sersic fit")
+    fits = [_fit_one(item, size, oversample, maxiter) for item in prepared]
+    rows = [row for row, _ in fits]
+    for item, row in zip(prepared, rows):
+        item.flags |= row["flags"]
+    point = PointSourceFit(*(np.array([row[name] for row in rows], float)
+                             for name in ("ps_flux", "ps_flux_err", "x", "y")),
+                           np.array([_believable(row) for row in rows], bool))
+    extra = [{name: value for name, value in row.items() if name not in _POINT_COLUMNS}
+             for row in rows]
+    method = "point source + Sersic fit"
+    table, host_images = decide_and_measure(
+        prepared, [item.data - model for item, (_, model) in zip(prepared, fits)],
+        fit_error_model() if errors is None else errors, method, threshold, point=point,
+        extra=extra)
+    hosts = [item.wrap(host, method=method) for item, host in zip(prepared, host_images)]
     for name, unit in (("host_sersic_flux", u.nanomaggy), ("host_sersic_flux_err", u.nanomaggy),
                        ("sersic_r_eff", u.pix), ("sersic_theta", u.rad), ("sky", u.nanomaggy)):
         table[name] = u.Quantity(np.asarray(table[name], float), unit)
@@ -173,6 +193,42 @@ def fit_point_source_sersic(image, psf=None, position=None, band=None, size=64,
     if single:
         return hosts[0], table
     return (np.stack(hosts) if isinstance(image, np.ndarray) else hosts), table
+
+
+_POINT_COLUMNS = ("ps_flux", "ps_flux_err", "x", "y", "flags")
+# A point source fainter than this, or with a smaller magnitude error, is a failed fit.
+_FAINTEST_MAG = 30.0
+_SMALLEST_MAG_ERR = 1e-4
+
+
+def _believable(row):
+    """Whether a fit's point source is a measurement: finite, brighter than magnitude 30,
+    with an error above 1e-4 mag."""
+    flux, flux_err = row["ps_flux"], row["ps_flux_err"]
+    if not (np.isfinite(flux) and np.isfinite(flux_err)) or row["flags"] & FLAG_FAILED:
+        return False
+    return bool(flux > 0 and nanomaggies_to_mag(flux).value < _FAINTEST_MAG
+                and _MAG_PER_RELATIVE_FLUX * flux_err / flux > _SMALLEST_MAG_ERR)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_fit_errors():
+    path = resources.files(__package__) / "data" / "fit-errors.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def fit_error_model():
+    """The calibrated errors of `fit_point_source_sersic`, shipped with galaxyml.
+
+    Fitted by ``scripts/evaluate_psfgan.py --calibrate-fit`` on pairs of the
+    training side of the real field 2583-2-136 (the command is in the
+    file's ``meta``).  Photometric errors alone where the file is missing.
+
+    Returns
+    -------
+    errors : `~galaxyml.morphology.DecompositionErrors`
+    """
+    return DecompositionErrors.from_dict(_shipped_fit_errors())
 
 
 def _fit_one(item, size, oversample, maxiter):
@@ -202,16 +258,11 @@ def _fit_one(item, size, oversample, maxiter):
     covariance = _covariance(fitted)
     ps_flux_err = np.sqrt(covariance.get(("flux_1", "flux_1"), np.nan))
     sersic_flux, sersic_flux_err = _sersic_flux_and_error(host_model, covariance)
-    galaxy = host_photometry(item.data - point_source, item.error,
-                             (point_model.x_0.value, point_model.y_0.value), mask=item.mask,
-                             noise=item.sky_noise)
     residual = (data - fitted(xx, yy)) * weights
     dof = max(int((weights > 0).sum()) - len(_covariance_names(fitted)), 1)
     row = {"ps_flux": float(point_model.flux.value), "ps_flux_err": float(ps_flux_err),
-           "host_flux": galaxy["flux"],
-           "host_flux_err": float(np.hypot(galaxy["flux_err"], ps_flux_err)),
            "x": float(point_model.x_0.value), "y": float(point_model.y_0.value),
-           "flags": flags | galaxy["flags"],
+           "flags": flags,
            "host_sersic_flux": sersic_flux, "host_sersic_flux_err": sersic_flux_err,
            "sersic_n": float(host_model.n.value), "sersic_r_eff": float(host_model.r_eff.value),
            "sersic_ellip": float(host_model.ellip.value),
@@ -301,8 +352,7 @@ def _sersic_flux_and_error(host, covariance):
 
 def _failed_row(item, flags):
     nan = np.nan
-    return {"ps_flux": nan, "ps_flux_err": nan, "host_flux": nan, "host_flux_err": nan,
-            "x": item.x, "y": item.y, "flags": flags | FLAG_FAILED, "host_sersic_flux": nan,
-            "host_sersic_flux_err": nan, "sersic_n": nan, "sersic_r_eff": nan,
-            "sersic_ellip": nan, "sersic_theta": nan, "sky": nan, "reduced_chi2": nan,
-            "n_evaluations": 0}
+    return {"ps_flux": nan, "ps_flux_err": nan, "x": item.x, "y": item.y,
+            "flags": flags | FLAG_FAILED, "host_sersic_flux": nan, "host_sersic_flux_err": nan,
+            "sersic_n": nan, "sersic_r_eff": nan, "sersic_ellip": nan, "sersic_theta": nan,
+            "sky": nan, "reduced_chi2": nan, "n_evaluations": 0}

@@ -123,22 +123,28 @@ def test_train_and_evaluate_psfgan(simulated_field, tmp_path):
     card = json.loads(model.with_suffix(".json").read_text())
     assert card["model_type"] == "PSFGAN" and "--steps 2" in card["training"]["command"]
     assert card["training"]["psf_scale"] == [0.8, 1.2] and card["stretch"]["clip_max"] > 0
+    assert card["mode"] == "refine" and card["error_model"]["meta"]["n_pairs"] > 0
     output = tmp_path / "evaluation"
     assert evaluate["main"](["--model", str(model), "--field-dir", str(files.psfield.parent),
-                             "--max-galaxies", "1", "--realisations", "1", "--contrasts",
-                             "1,3", "--mismatch-scales", "1.5", "--mismatch-contrasts", "3",
+                             "--fit-galaxies", "1", "--simulated", "2", "--contrasts", "0,3",
+                             "--mismatch-scales", "1.5", "--mismatch-contrasts", "3",
                              "--output", str(output), "--update-card", "--quiet"]) == 0
     summary = QTable.read(output / "psfgan_summary.ecsv")
-    assert len(summary) == 4 and set(summary["contrast"]) == {1.0, 3.0}
+    assert len(summary) == 4 and set(summary["contrast"]) == {0.0, 3.0}
     assert {"ps_bias", "ps_scatter", "host_bias", "host_scatter", "failed_fraction",
+            "detected_fraction", "ps_pull_width", "host_pull_width",
             "seconds_per_galaxy"} <= set(summary.colnames)
     mismatch = QTable.read(output / "psfgan_mismatch_summary.ecsv")
     assert sorted(set(mismatch["psf_scale"])) == [1.0, 1.5]
     for name in ("psfgan_magnitude_errors.png", "psfgan_gallery.png", "psfgan_psf_mismatch.png",
-                 "psfgan_runs.ecsv", "psfgan_targets.json"):
+                 "psfgan_completeness.png", "psfgan_pulls.png", "psfgan_runs.ecsv",
+                 "psfgan_simulated.ecsv", "psfgan_results.json"):
         assert (output / name).exists()
     card = json.loads(model.with_suffix(".json").read_text())
-    assert card["metrics"]["targets"]["speedup_end_to_end"] > 0
+    results = card["metrics"]["summary"]["PSFGAN (refine generator)"]
+    assert results["speedup_over_fit"] > 0
+    assert 0 <= results["false_positive_rate_simulated"] <= 1
+    assert results["largest_change_outside_window_nmgy"] == 0.0
 
 
 def test_evaluate_mergers(training_field, tmp_path):

@@ -1,7 +1,10 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Image plumbing shared by the networks and the decompositions."""
 
+import warnings
+
 import numpy as np
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
 from astropy.coordinates import SkyCoord
 
@@ -38,10 +41,21 @@ def inpaint(data, mask):
         return data
     filled = np.where(mask, np.nan, data)
     kernel = Gaussian2DKernel(2.0)
+    margin = kernel.shape[0] // 2 + 1
     for band in range(filled.shape[0]):
+        if not mask[band].any():
+            continue
+        # Only the masked pixels' neighbourhood takes part: the same values, far faster
+        # for a few bad pixels in a large image.
+        rows, cols = np.flatnonzero(mask[band].any(axis=1)), np.flatnonzero(mask[band].any(axis=0))
+        box = (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+               slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+        part = filled[band][box]
         for _ in range(10):  # large holes fill from their edges inwards
-            if not np.isnan(filled[band]).any():
+            if not np.isnan(part).any():
                 break
-            filled[band] = interpolate_replace_nans(filled[band], kernel)
-        filled[band] = np.where(np.isnan(filled[band]), 0.0, filled[band])
+            with warnings.catch_warnings():  # what is left is filled on the next pass
+                warnings.simplefilter("ignore", AstropyUserWarning)
+                part = interpolate_replace_nans(part, kernel)
+        filled[band][box] = np.where(np.isnan(part), 0.0, part)
     return filled

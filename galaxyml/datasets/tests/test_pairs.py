@@ -184,6 +184,22 @@ def test_psfgan_pairs_at_fixed_contrasts_and_psf_widths(training_field):
                           progress=False)
 
 
+def test_psfgan_pairs_without_a_point_source(training_field):
+    field, images, catalog = training_field
+    pairs = make_psfgan_pairs(images, field.files.psfield, catalog=catalog, size=48,
+                              contrasts=[0.0, 2.0], progress=False)
+    none = int(np.flatnonzero(pairs.manifest["contrast"] == 0)[0])
+    condition, target = pairs.linear_pair(none)
+    assert pairs.manifest["ps_flux"][none] == 0 and np.array_equal(condition.data, target.data)
+    drawn = make_psfgan_pairs(images, field.files.psfield, catalog=catalog, size=48,
+                              n_per_galaxy=20, no_agn_fraction=0.3, progress=False)
+    share = np.mean(drawn.manifest["contrast"] == 0)
+    assert 0.15 < share < 0.45
+    with pytest.raises(InvalidParameterError):
+        make_psfgan_pairs(images, field.files.psfield, catalog=catalog, no_agn_fraction=1.5,
+                          progress=False)
+
+
 def test_galaxygan_pairs_from_a_distribution(training_field):
     _, images, catalog = training_field
 

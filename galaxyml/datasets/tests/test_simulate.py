@@ -92,3 +92,17 @@ def test_sources_inside():
 
     catalog = QTable({"x": [5.0, 50.0, 95.0], "y": [50.0, 50.0, 50.0]})
     assert list(sources_inside(catalog, (100, 100), 20)["x"]) == [50.0]
+
+
+def test_galaxy_stamps_with_compact_bulges():
+    from galaxyml.datasets import simulate_galaxy_stamps
+    from galaxyml.psf import GaussianPSF
+
+    stamps, truth = simulate_galaxy_stamps(6, GaussianPSF(1.2), size=48, seed=3)
+    assert len(stamps) == len(truth) == 6 and stamps[0].shape == (48, 48)
+    assert np.all(truth["r_eff_bulge"] < 1.2 * u.arcsec)  # under the PSF's FWHM
+    assert np.any(truth["bar_fraction"] > 0) and np.all(truth["bulge_fraction"] >= 0.2)
+    flux = np.array([stamp.data.sum() for stamp in stamps])
+    assert np.allclose(flux, truth["flux"].value, atol=5 * 0.031 * 48)  # 5 sigma of the sky
+    again, _ = simulate_galaxy_stamps(6, GaussianPSF(1.2), size=48, seed=3)
+    assert np.array_equal(again[2].data, stamps[2].data)

@@ -3,15 +3,18 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.table import QTable
 from galaxyml.degrade import add_point_source, host_galaxy, sky_noise
 from galaxyml.degrade.tests.test_degrade import sky_wcs
-from galaxyml.exceptions import (BandMismatchError, InvalidPSFError, PositionOffImageError,
-                                 PSFError, UnknownBandError)
+from galaxyml.exceptions import (BandMismatchError, InvalidParameterError, InvalidPSFError,
+                                 PositionOffImageError, PSFError, UnknownBandError)
 from galaxyml.io import MultiBandCutout
-from galaxyml.morphology import (DECOMPOSITION_FLAGS, SourceBox, decode_decomposition_flags,
-                                 decomposition_table, host_photometry, point_source_photometry,
-                                 prepare_agn_images)
+from galaxyml.morphology import (DECOMPOSITION_FLAGS, DecompositionErrors, SourceBox,
+                                 decode_decomposition_flags, decomposition_table,
+                                 host_photometry, place_psf, point_source_photometry,
+                                 prepare_agn_images, psf_photometry, pull_width, render_psf)
 from galaxyml.psf import GaussianPSF, SDSSPSFBasis
+from galaxyml.sources import source_catalog, source_nearest
 
 NOISE = 0.02
 META = {"gain": 4.7, "nmgy_per_count": 0.005, "band": "r"}
@@ -132,8 +135,9 @@ def test_source_box_shifts_and_pads():
 def test_table_columns_units_and_flags():
     image = galaxy()
     (item,), _ = prepare_agn_images(image, GaussianPSF(2.7))
-    rows = [{"ps_flux": 10.0, "ps_flux_err": 1.0, "host_flux": -2.0, "host_flux_err": 0.5,
-             "x": 31.0, "y": 30.0, "flags": 16, "extra": 3.0}]
+    rows = [{"ps_flux": 10.0, "ps_flux_err": 1.0, "ps_snr": 10.0, "ps_detected": True,
+             "ps_flux_upper": np.nan, "host_flux": -2.0, "host_flux_err": 0.5,
+             "host_core_flux": 1.0, "x": 31.0, "y": 30.0, "flags": 16, "extra": 3.0}]
     table = decomposition_table(rows, [item], "test")
     assert table["ps_mag"][0].value == pytest.approx(22.5 - 2.5)
     assert table["ps_mag_err"][0].value == pytest.approx(2.5 / np.log(10) * 0.1)
@@ -142,3 +146,77 @@ def test_table_columns_units_and_flags():
     assert "sky_centroid" in table.colnames and table["extra"][0] == 3.0
     assert decode_decomposition_flags(table["flags"][0]) == [DECOMPOSITION_FLAGS[16],
                                                              DECOMPOSITION_FLAGS[64]]
+
+
+def test_an_undetected_point_source_gets_an_upper_limit_not_a_magnitude():
+    rows = [{"ps_flux": 1.0, "ps_flux_err": 1.0, "ps_snr": 1.0, "ps_detected": False,
+             "ps_flux_upper": 6.0, "host_flux": 20.0, "host_flux_err": 0.5,
+             "host_core_flux": 1.0, "x": 31.0, "y": 30.0, "flags": 0}]
+    (item,), _ = prepare_agn_images(galaxy(), GaussianPSF(2.7))
+    table = decomposition_table(rows, [item], "test")
+    assert np.isnan(table["ps_mag"][0].value) and np.isnan(table["ps_mag_err"][0].value)
+    assert table["ps_flux_upper"][0].value == 6.0 and table["flags"][0] == 0
+    assert table["host_mag"][0].value == pytest.approx(22.5 - 2.5 * np.log10(20.0))
+
+
+def test_errors_are_calibrated_on_known_truth():
+    """Residuals drawn with known extra terms: calibrate finds them, and the pulls come out
+    of unit width where the photometric errors alone are far too small."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    core, ps_true = rng.uniform(1, 10, n), rng.uniform(0, 100, n)
+    host_true = rng.uniform(10, 50, n)
+    sigma_ps = np.sqrt(0.1 ** 2 + (0.3 * core) ** 2 + (0.02 * ps_true) ** 2)
+    sigma_host = np.sqrt(0.2 ** 2 + (0.1 * core) ** 2 + (0.05 * host_true) ** 2)
+    table = QTable({"ps_flux": (ps_true + rng.normal(size=n) * sigma_ps) * u.nmgy,
+                    "ps_flux_err": np.full(n, 0.1) * u.nmgy,
+                    "host_flux": (host_true + rng.normal(size=n) * sigma_host) * u.nmgy,
+                    "host_flux_err": np.full(n, 0.2) * u.nmgy,
+                    "host_core_flux": core * u.nmgy})
+    table["ps_flux"][:20] = 1e4 * u.nmgy  # failures do not set the width
+    errors = DecompositionErrors.calibrate(table, ps_true, host_true)
+    assert errors.ps_core == pytest.approx(0.3, rel=0.1)
+    assert errors.ps_relative == pytest.approx(0.02, rel=0.2)
+    assert errors.host_relative == pytest.approx(0.05, rel=0.1)
+    pulls = (table["ps_flux"].value - ps_true) / errors.ps_error(0.1, core, table["ps_flux"].value)
+    assert pull_width(pulls) == pytest.approx(1.0, abs=0.05)
+    assert DecompositionErrors.from_dict(errors.to_dict()).ps_core == errors.ps_core
+    with pytest.raises(InvalidParameterError):
+        DecompositionErrors(ps_core=-1)
+
+
+def test_batch_psf_photometry_has_unit_pulls_and_finds_the_position():
+    psf = GaussianPSF(1.4)
+    kernel = render_psf(psf)
+    rng = np.random.default_rng(2)
+    n = 200
+    positions = np.c_[rng.uniform(30, 33, n), rng.uniform(30, 33, n)]
+    fluxes = rng.uniform(5, 50, n)
+    clean = place_psf((64, 64), [kernel] * n, positions, fluxes)
+    fit = psf_photometry(clean + rng.normal(0, NOISE, clean.shape), np.full(clean.shape, NOISE),
+                         [kernel] * n, np.round(positions) + 0.4)
+    assert fit.ok.all() and np.abs(fit.x - positions[:, 0]).max() < 0.05
+    assert np.std((fit.flux - fluxes) / fit.flux_err) == pytest.approx(1.0, abs=0.12)
+    # An image without usable pixels is not ok, and raises nothing.
+    empty = psf_photometry(np.zeros((1, 64, 64)), np.full((1, 64, 64), np.inf), [kernel],
+                           [(32.0, 32.0)])
+    assert not empty.ok[0]
+
+
+def test_nearest_source_is_that_of_the_full_catalogue():
+    """source_nearest deblends only near the position, and finds what the whole
+    catalogue's nearest source is."""
+    image = galaxy()
+    image.data[10:14, 50:54] += 1.0  # a second source
+    full = source_catalog(image)
+    expected = full[np.argmin(np.hypot(full["x"] - 31.5, full["y"] - 31.5))]
+    found = source_nearest(image)
+    assert found["x"] == pytest.approx(expected["x"])
+    assert found["kron_flux"].value == pytest.approx(expected["kron_flux"].value)
+    assert source_nearest(image, (52.0, 12.0))["x"] == pytest.approx(51.5, abs=0.3)
+
+
+def test_a_psf_on_other_pixels_is_refused():
+    image = galaxy()
+    with pytest.raises(PSFError, match="arcsec per pixel"):
+        prepare_agn_images(image, GaussianPSF(2.7, pixel_scale=0.168 * u.arcsec))

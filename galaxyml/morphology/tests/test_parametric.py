@@ -6,7 +6,8 @@ from astropy.modeling.models import Sersic2D
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from galaxyml.degrade import add_point_source
-from galaxyml.morphology import ConvolvedSersic2D, fit_point_source_sersic, sersic_total_flux
+from galaxyml.morphology import (ConvolvedSersic2D, DecompositionErrors, fit_error_model,
+                                 fit_point_source_sersic, sersic_total_flux)
 from galaxyml.psf import GaussianPSF
 
 from galaxyml.degrade.tests.test_degrade import sky_wcs
@@ -46,10 +47,12 @@ def test_convolved_sersic_keeps_the_flux_and_the_profile():
 
 
 def test_fit_recovers_point_source_and_host():
+    """On a host the model describes exactly, with the photometric errors alone (the
+    shipped calibration is for real galaxies, which no Sérsic profile fits)."""
     image = agn_image(ps_flux=20.0)
-    host, table = fit_point_source_sersic(image, psf=PSF)
+    host, table = fit_point_source_sersic(image, psf=PSF, errors=DecompositionErrors())
     row = table[0]
-    assert row["flags"] == 0
+    assert row["flags"] == 0 and row["ps_detected"]
     tolerance = max(4 * row["ps_flux_err"].value, 0.2)
     assert row["ps_flux"].value == pytest.approx(20.0, abs=tolerance)
     true_host = sersic_total_flux(HOST["amplitude"], HOST["r_eff"], HOST["n"], HOST["ellip"])
@@ -69,3 +72,23 @@ def test_a_fit_that_does_not_converge_is_flagged_not_raised():
     assert len(hosts) == 2 and len(table) == 2
     assert np.all(table["flags"] & 16)
     assert np.all(table["n_evaluations"] <= 4)
+
+
+def test_a_fit_pinned_at_no_point_source_is_a_failure_not_a_magnitude():
+    """A galaxy without a point source: the fit's point-source flux goes to its bound, and
+    its covariance means nothing; the row is flagged failed with NaN fluxes, never
+    'magnitude 43 +- 1e-7'."""
+    image = agn_image(ps_flux=1e-9)
+    host, table = fit_point_source_sersic(image, psf=PSF)
+    row = table[0]
+    if row["flags"] & 128:
+        assert np.isnan(row["ps_flux"]) and not row["ps_detected"]
+        assert np.array_equal(host.data, image.data.astype(np.float32))
+    else:
+        assert not row["ps_detected"] or row["ps_mag"].value < 30
+    assert not (np.isfinite(row["ps_mag"].value) and row["ps_mag"].value > 30)
+
+
+def test_the_shipped_fit_calibration_is_read():
+    errors = fit_error_model()
+    assert errors.ps_core > 0 and "evaluate_psfgan.py" in errors.meta["command"]
