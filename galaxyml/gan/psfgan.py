@@ -307,7 +307,7 @@ class PSFGAN(ImageToImageModel):
         """The generator's inputs (ny, nx, channels) in [-1, 1] for the boxes."""
         if self.mode != "refine":
             return self._to_generator_range(self._stretched(cut)[..., None]).astype(np.float32)
-        kernels = [render_psf(item.psf) for item in prepared]
+        kernels = [item.kernel for item in prepared]
         condition = self.refinement_condition(cut, kernels, positions)
         return self._to_generator_range(condition).astype(np.float32)
 

@@ -119,6 +119,11 @@ class AGNImage:
         """(ny, nx)."""
         return self.data.shape
 
+    @functools.cached_property
+    def kernel(self):
+        """The PSF rendered for photometry (`render_psf`), once per image."""
+        return render_psf(self.psf)
+
     @property
     def wcs(self):
         """The input's WCS, or None for arrays."""
@@ -638,7 +643,7 @@ def decide_and_measure(prepared, hosts, errors, method, threshold=None, spreads=
     threshold = conf.detection_threshold if threshold is None else float(threshold)
     planes = [item.error if spread is None else np.hypot(item.error, spread)
               for item, spread in zip(prepared, spreads or [None] * len(prepared))]
-    kernels = [render_psf(item.psf) for item in prepared]
+    kernels = [item.kernel for item in prepared]
     masks = [item.mask for item in prepared]
     if point is None:
         point = psf_photometry([item.data - host for item, host in zip(prepared, hosts)],
