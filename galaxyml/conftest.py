@@ -91,3 +91,12 @@ def pytest_configure(config):
     from galaxyml.distribute import split_cpu
 
     split_cpu(LOGICAL_CPUS)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test opened, so that pyplot's open-figure warning never fires."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
