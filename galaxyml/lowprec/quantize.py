@@ -150,7 +150,7 @@ def _scale(values, mode):
     return np.where(scale > 0, scale, 1.0)
 
 
-def quantization_codes(normalised, bits, stochastic=True, rng=None):
+def quantization_codes(normalised, bits, stochastic=True, rng=None, uniform=None):
     """The ``bits``-bit codes (uint8) of values in [-1, 1]: unbiased stochastic or nearest rounding.
 
     Code c stands for the level ``-1 + 2 c / (2 ** bits - 1)``.  Stochastic
@@ -167,15 +167,19 @@ def quantization_codes(normalised, bits, stochastic=True, rng=None):
         Stochastic (default) or nearest rounding.
     rng : `numpy.random.Generator`, optional
         Source of the stochastic rounding.
+    uniform : array-like, optional
+        The uniform draws in [0, 1) of the stochastic rounding, one per value,
+        instead of drawing them from ``rng``.
     """
-    rng = np.random.default_rng() if rng is None else rng
     top = 2 ** bits - 1
     position = (np.clip(normalised, -1.0, 1.0) + 1.0) * (top / 2.0)
     if not stochastic:
         return np.rint(position).astype(np.uint8)
     lower = np.minimum(np.floor(position), top - 1)
     # Round up with probability equal to the distance above the lower level: unbiased.
-    up = rng.random(position.shape) < (position - lower)
+    if uniform is None:
+        uniform = (np.random.default_rng() if rng is None else rng).random(position.shape)
+    up = uniform < (position - lower)
     return (lower + up).astype(np.uint8)
 
 

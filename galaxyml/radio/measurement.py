@@ -4,6 +4,7 @@
 import numpy as np
 from astropy import constants as const
 from astropy import units as u
+from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.wcs import WCS
 
@@ -90,12 +91,20 @@ class SkyGrid:
         return _unit_vectors(self.pointing[0].value, self.pointing[1].value)
 
     def to_ccddata(self, values, unit=u.Jy, meta=None):
-        """A flat or (ny, nx) sky image as a `~astropy.nddata.CCDData` with this grid's WCS."""
+        """A flat or (ny, nx) sky image as a `~astropy.nddata.CCDData` with this grid's WCS.
+
+        ``meta`` (FITS keywords of at most 8 characters, any case) becomes a
+        `~astropy.io.fits.Header`, so that the image can be written with
+        ``.write``.
+        """
         values = np.asarray(values, dtype=np.float32)
         if values.size != self.n_pixels:
             raise ShapeMismatchError(f"{values.size} values do not fill a {self.shape} grid")
+        header = fits.Header()
+        for key, value in (meta or {}).items():
+            header[key.upper()] = value.item() if isinstance(value, np.generic) else value
         return CCDData(values.reshape(self.shape), unit=unit, wcs=self.wcs.deepcopy(),
-                       meta={} if meta is None else dict(meta))
+                       meta=header)
 
 
 class MeasurementOperator:

@@ -98,10 +98,12 @@ class _SecondSample:
         index = np.asarray(index, dtype=int)
         exact = np.asarray(self.exact_columns(index), dtype=np.float64)
         scale = self.row_scale[:, None] * self.column_scale[index]
-        codes = np.empty(exact.shape, np.uint8)
+        # One uniform draw per entry from each column's own generator; the rounding of
+        # the whole block at once.
+        uniform = np.empty(exact.shape)
         for k, column in enumerate(index):
-            rng = np.random.default_rng([self.seed, int(column)])
-            codes[:, k] = quantization_codes(exact[:, k] / scale[:, k], self.bits, True, rng)
+            uniform[:, k] = np.random.default_rng([self.seed, int(column)]).random(exact.shape[0])
+        codes = quantization_codes(exact / scale, self.bits, True, uniform=uniform)
         return scale * (codes * self.step - 1)
 
 
@@ -334,7 +336,7 @@ def _result(Phi, x, support, iterations, converged, residuals, steps, seconds, n
     image = None
     if isinstance(Phi, MeasurementOperator):
         image = Phi.grid.to_ccddata(x, meta={"solver": "niht", "bits": bits,
-                                             "iterations": iterations})
+                                             "niter": iterations})
     return NIHTResult(x=x, support=support, iterations=iterations, converged=converged,
                       residual_norms=residuals, step_sizes=steps, seconds=seconds,
                       matrix_nbytes=int(nbytes), bits=int(bits), image=image)

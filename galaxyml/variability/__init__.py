@@ -6,3 +6,4 @@ from .psd import *  # noqa: F401, F403
 from .simulate import *  # noqa: F401, F403
 from .analysis import *  # noqa: F401, F403
 from .plotting import *  # noqa: F401, F403
+from .fitting import *  # noqa: F401, F403

@@ -51,14 +51,14 @@ class BendingPowerLawPSD(PSD):
 
 
 class PowerLawPSD(PSD):
-    """P(nu) = A (nu / 1 Hz)^-index."""
+    """P(nu) = A (nu / 1 Hz)^-index + c."""
 
-    def __init__(self, amplitude=1.0, index=2.0):
-        self.amplitude, self.index = amplitude, index
+    def __init__(self, amplitude=1.0, index=2.0, constant=0.0):
+        self.amplitude, self.index, self.constant = amplitude, index, constant
 
     def _evaluate(self, nu):
         with np.errstate(divide="ignore"):
-            return self.amplitude * nu ** -self.index
+            return self.amplitude * nu ** -self.index + self.constant
 
 
 class BrokenPowerLawPSD(PSD):

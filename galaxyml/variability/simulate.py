@@ -3,12 +3,14 @@
 
 import os
 from dataclasses import dataclass
+from functools import partial
 
+import erfa
 import numpy as np
 import scipy.fft
 from astropy import constants as const
 from astropy import units as u
-from astropy.time import Time
+from astropy.time import Time, TimeDelta
 from astropy.timeseries import TimeSeries
 
 from ..exceptions import InsufficientMemoryError, InvalidParameterError
@@ -70,31 +72,31 @@ def _gaussian_series(psd, n_fine, dt_fine_s, n_curves, rng, dtype):
     half = n_fine // 2 + 1
     complex_dtype = np.complex64 if dtype == np.float32 else np.complex128
     spectrum = np.empty((n_curves, half), complex_dtype)
-    for row in range(n_curves):
-        for first in range(0, half, _BLOCK):
-            k = np.arange(first, min(first + _BLOCK, half))
-            spectrum[row, first:first + k.size] = _spectrum_coefficients(
-                psd, k, n_fine, dt_fine_s, rng, dtype)
+    for first in range(0, half, _BLOCK):
+        k = np.arange(first, min(first + _BLOCK, half))
+        spectrum[:, first:first + k.size] = _spectrum_coefficients(
+            psd, k, n_fine, dt_fine_s, rng, dtype, n_curves)
     return scipy.fft.irfft(spectrum, n=n_fine, axis=-1, overwrite_x=True, workers=-1)
 
 
-def _spectrum_coefficients(psd, k, n_fine, dt_fine_s, rng, dtype):
-    """Random TK Fourier coefficients X_k of a real series of n_fine points.
+def _spectrum_coefficients(psd, k, n_fine, dt_fine_s, rng, dtype, n_curves=1):
+    """Random TK Fourier coefficients X_k of ``n_curves`` real series of n_fine points.
 
     E|X_k|^2 = P(f_k) n / (2 dt), so that the variance of the series is the
     integral of the PSD; X_0 = 0 (the mean is set elsewhere) and the Nyquist
-    coefficient of an even-length series is real.
+    coefficient of an even-length series is real.  Shape (k.size,) for one
+    curve, else (n_curves, k.size).
     """
     complex_dtype = np.complex64 if dtype == np.float32 else np.complex128
-    coefficients = np.empty(k.size, complex_dtype)
+    coefficients = np.empty((n_curves, k.size), complex_dtype)
     rng.standard_normal(out=coefficients.view(dtype), dtype=dtype)
     power = np.zeros(k.size)
     nonzero = k > 0
     power[nonzero] = psd(k[nonzero] / (n_fine * dt_fine_s))
     coefficients *= np.sqrt(power * n_fine / (4 * dt_fine_s)).astype(dtype)
     nyquist = 2 * k == n_fine
-    coefficients[nyquist] = np.sqrt(2) * coefficients[nyquist].real
-    return coefficients
+    coefficients[:, nyquist] = np.sqrt(2) * coefficients[:, nyquist].real
+    return coefficients[0] if n_curves == 1 else coefficients
 
 
 def _segment_of_long_series(psd, n_segment, leak, dt_fine_s, start, rng, dtype):
@@ -240,26 +242,57 @@ def emmanoulopoulos(psd, erdf, n_points, dt, n_curves=1, rtol=1e-3, max_iteratio
     values = np.sort(erdf.sample((n_curves, n_points), seed=rng, dtype=dtype), axis=-1)
     current = rng.permuted(values, axis=-1)
 
+    forward, backward = _real_fft_pair(n_points, dtype)
     converged = np.zeros(n_curves, bool)
     iterations = np.zeros(n_curves, int)
     for iteration in range(1, max_iterations + 1):
-        active = np.flatnonzero(~converged)
-        previous = current[active]  # one copy of the active curves per iteration
-        spectrum = scipy.fft.rfft(previous, axis=-1, workers=-1)
-        modulus = np.abs(spectrum)
-        spectrum *= np.divide(target[active], modulus, out=np.zeros_like(modulus),
-                              where=modulus > 0)
-        adjusted = scipy.fft.irfft(spectrum, n=n_points, axis=-1, workers=-1)
-        updated = np.empty_like(adjusted)
-        np.put_along_axis(updated, np.argsort(adjusted, axis=-1), values[active], axis=-1)
-        change = (np.linalg.norm(updated - previous, axis=-1)
-                  / np.linalg.norm(previous, axis=-1))
-        current[active] = updated
-        iterations[active] = iteration
-        converged[active] = change < rtol
+        for row in np.flatnonzero(~converged):
+            converged[row] = _e13_iteration(current[row], target[row], values[row], rtol,
+                                            forward, backward)
+            iterations[row] = iteration
         if converged.all():
             break
     return LightCurves(current, dt, converged=converged, n_iterations=iterations)
+
+
+def _e13_iteration(curve, target, values, rtol, forward, backward):
+    """One E13 iteration of one curve, in place; whether its relative change is below ``rtol``.
+
+    Spectral adjustment: the target amplitudes with the curve's phases.
+    Amplitude adjustment: the sorted ``values`` in the rank order of the
+    result (plain fancy indexing: ``np.put_along_axis`` costs as much again
+    as the argsort, the floor of an iteration).
+    """
+    spectrum = forward(curve)
+    modulus = np.abs(spectrum)
+    spectrum *= np.divide(target, modulus, out=np.zeros_like(modulus), where=modulus > 0)
+    updated = np.empty_like(curve)
+    updated[np.argsort(backward(spectrum))] = values
+    change = updated - curve
+    converged = np.dot(change, change) < rtol ** 2 * np.dot(curve, curve)
+    curve[:] = updated
+    return converged
+
+
+def _real_fft_pair(n_points, dtype=np.float64):
+    """(rfft, irfft) of real series of ``n_points``: FFTW plans when pyFFTW is installed.
+
+    E13 spends its iterations in these two transforms and an argsort; on
+    series of about 1e5 points FFTW is several times faster than scipy's
+    pocketfft (the ``fast`` extra installs it).  Neither changes its input;
+    FFTW's output is its own buffer, overwritten by the next call.
+    """
+    try:
+        import pyfftw.builders
+    except ImportError:
+        return (partial(scipy.fft.rfft, workers=1),
+                partial(scipy.fft.irfft, n=n_points, workers=1))
+    complex_dtype = np.complex64 if np.dtype(dtype) == np.float32 else np.complex128
+    forward = pyfftw.builders.rfft(np.empty(n_points, dtype), threads=1,
+                                   planner_effort="FFTW_ESTIMATE")
+    backward = pyfftw.builders.irfft(np.empty(n_points // 2 + 1, complex_dtype), n=n_points,
+                                     threads=1, planner_effort="FFTW_ESTIMATE")
+    return forward, backward
 
 
 def eddington_luminosity(black_hole_mass):
@@ -270,62 +303,116 @@ def eddington_luminosity(black_hole_mass):
 
 @dataclass
 class LightCurves:
-    """Simulated Eddington-ratio light curves, regularly sampled.
+    """Light curves: simulated Eddington ratios, or fluxes like an observed curve's.
 
     Attributes
     ----------
-    eddington_ratio : `~numpy.ndarray`, shape (n_curves, n_points)
-        lambda(t) of each curve.
+    values : `~numpy.ndarray`, shape (n_curves, n_points)
+        lambda(t) of each curve (``quantity`` "eddington_ratio"), or fluxes
+        (``quantity`` "flux", `~galaxyml.variability.LightCurveModel.simulate`).
     dt : `~astropy.units.Quantity`
-        Time step.
+        Time step (of the grid the curves were simulated on).
     converged : `~numpy.ndarray` of bool, optional
         Whether each E13 curve converged within the iteration cap.
     n_iterations : `~numpy.ndarray` of int, optional
         E13 iterations each curve used.
+    quantity : str
+        What ``values`` holds: "eddington_ratio" or "flux".
+    sampled_time : `~astropy.units.Quantity`, optional
+        Times since the first point, where the curves are read at observed
+        times rather than every ``dt``.
+    error : `~numpy.ndarray`, optional
+        The 1-sigma error of each point (an observed curve's).
     """
 
-    eddington_ratio: np.ndarray
+    values: np.ndarray
     dt: u.Quantity
     converged: np.ndarray = None
     n_iterations: np.ndarray = None
+    quantity: str = "eddington_ratio"
+    sampled_time: u.Quantity = None
+    error: np.ndarray = None
+
+    @property
+    def eddington_ratio(self):
+        """lambda(t) of each curve (the ``values`` of Eddington-ratio curves)."""
+        if self.quantity != "eddington_ratio":
+            raise AttributeError(f"these light curves hold {self.quantity}, not Eddington "
+                                 "ratios: use .values")
+        return self.values
 
     @property
     def shape(self):
         """(n_curves, n_points)."""
-        return self.eddington_ratio.shape
+        return self.values.shape
 
     @property
     def time(self):
         """Time since the start of the curves."""
+        if self.sampled_time is not None:
+            return self.sampled_time
         return np.arange(self.shape[1]) * self.dt
 
     def magnitude(self, reference=None):
-        """Magnitudes relative to a reference Eddington ratio, -2.5 log10(lambda / reference).
+        """Magnitudes relative to a reference value, -2.5 log10(values / reference).
 
         With fixed black-hole mass and bolometric correction, magnitude
         differences between two times are -2.5 log10(lambda2 / lambda1).
         ``reference`` defaults to each curve's median.
         """
         if reference is None:
-            reference = np.median(self.eddington_ratio, axis=-1, keepdims=True)
-        return -2.5 * np.log10(self.eddington_ratio / reference)
+            reference = np.median(self.values, axis=-1, keepdims=True)
+        return -2.5 * np.log10(self.values / reference)
 
     def luminosity(self, black_hole_mass, bolometric_correction=1.0):
         """Luminosity lambda L_Edd(M) / k_bol, in erg/s."""
         return (self.eddington_ratio * eddington_luminosity(black_hole_mass)
                 / bolometric_correction)
 
-    def to_timeseries(self, index=0, start=Time("2000-01-01T00:00:00", scale="tt"),
-                      black_hole_mass=None, bolometric_correction=1.0):
+    def to_timeseries(self, index=0, start=None, black_hole_mass=None,
+                      bolometric_correction=1.0):
         """One curve as an `~astropy.timeseries.TimeSeries`.
 
-        Columns: ``eddington_ratio``, ``magnitude`` (relative to the median),
-        and ``luminosity`` (erg/s) when ``black_hole_mass`` is given.
+        Parameters
+        ----------
+        index : int
+            Which curve.
+        start : `~astropy.time.Time`, optional
+            The time of the first point.  By default the times are relative
+            to it (a `~astropy.time.TimeDelta` column, valid for any span,
+            Gyr included).  With ``start``, times are absolute; a span that
+            leaves the calendar ERFA can write (beyond a few hundred thousand
+            years) is given as Julian dates.
+        black_hole_mass, bolometric_correction
+            For a ``luminosity`` column (erg/s) of Eddington-ratio curves.
+
+        Returns
+        -------
+        series : `~astropy.timeseries.TimeSeries`
+            Columns ``eddington_ratio`` or ``flux`` (and ``error`` where
+            known), ``magnitude`` (relative to the median), and
+            ``luminosity`` when ``black_hole_mass`` is given.
         """
-        series = TimeSeries(time_start=start, time_delta=self.dt.to(u.day),
-                            n_samples=self.shape[1])
-        series["eddington_ratio"] = self.eddington_ratio[index]
+        offsets = TimeDelta(self.time.to(u.day))
+        if start is None:
+            times = offsets
+        else:
+            times = Time(start) + offsets
+            times.format = "jd" if not _calendar_writable(times) else Time(start).format
+        series = TimeSeries(time=times)
+        series[self.quantity] = self.values[index]
+        if self.error is not None:
+            series["error"] = self.error
         series["magnitude"] = self.magnitude()[index] * u.mag
         if black_hole_mass is not None:
             series["luminosity"] = self.luminosity(black_hole_mass, bolometric_correction)[index]
         return series
+
+
+def _calendar_writable(times):
+    """Whether ERFA can write the first and last times as calendar dates."""
+    try:
+        times[[0, -1]].isot
+    except (erfa.ErfaError, ValueError):
+        return False
+    return True

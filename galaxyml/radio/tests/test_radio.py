@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from astropy import units as u
+from astropy.nddata import CCDData
 from astropy.table import QTable
 
 from galaxyml.exceptions import (AntennaTableError, InvalidBitWidthError, InvalidSparsityError,
@@ -84,6 +85,19 @@ def test_niht_recovers_a_sparse_sky(station, observation):
     assert result.image.shape == station.grid.shape and result.image.wcs is not None
     assert result.residual_norms[-1] < result.residual_norms[0]
     assert result.bits == 32 and result.matrix_nbytes == 4 * np.prod(station.shape)
+
+
+@pytest.mark.parametrize("bits", [None, 4])
+def test_niht_image_writes_to_fits(station, observation, tmp_path, bits):
+    data = observation[3]
+    result = (niht(station, data, sparsity=6) if bits is None
+              else quantized_niht(station, data, sparsity=6, bits=bits, seed=0))
+    path = tmp_path / "sky.fits"
+    result.image.write(path)
+    back = CCDData.read(path)
+    assert np.array_equal(back.data, result.image.data)
+    assert back.header["BITS"] == result.bits and back.header["NITER"] == result.iterations
+    assert back.wcs.has_celestial
 
 
 @pytest.mark.parametrize("bits", [8, 4])

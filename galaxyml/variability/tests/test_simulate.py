@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from astropy import units as u
+from astropy.time import Time
 from astropy.timeseries import TimeSeries
 from scipy import stats
 
@@ -98,6 +99,36 @@ def test_light_curve_outputs():
     assert series["magnitude"].unit == u.mag and series["luminosity"].unit == u.erg / u.s
     assert eddington_luminosity(1 * u.Msun).value == pytest.approx(1.26e38, rel=0.01)
     assert series["luminosity"][0].value == pytest.approx(lam[0] * 1.26e46 / 10, rel=0.01)
+
+
+def test_to_timeseries_spans_gyr():
+    # 4096 steps of 1e6 days: 11 Gyr, beyond any calendar ERFA can write
+    curves = emmanoulopoulos(PSD, BrokenPowerLawERDF(), 4096, 1e6 * u.day, seed=1,
+                             max_iterations=5)
+    relative = curves.to_timeseries()
+    assert relative.time[-1].to(u.Gyr).value == pytest.approx(4095e6 / 365.25e9)
+    absolute = curves.to_timeseries(start=Time("2000-01-01", scale="tt"))
+    assert absolute.time.format == "jd"
+    assert absolute.time[-1].jd == pytest.approx(2451544.5 + 4095e6)
+    short = curves.__class__(curves.values[:, :10], curves.dt)
+    assert short.to_timeseries(start=Time("2000-01-01", scale="tt")).time.format == "iso"
+
+
+def test_e13_without_fftw_is_the_same(monkeypatch):
+    import builtins
+
+    fftw = emmanoulopoulos(PSD, BrokenPowerLawERDF(), 512, 100 * u.day, n_curves=2, seed=3)
+    real_import = builtins.__import__
+
+    def no_pyfftw(name, *args, **kwargs):
+        if name.startswith("pyfftw"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyfftw)
+    pocketfft = emmanoulopoulos(PSD, BrokenPowerLawERDF(), 512, 100 * u.day, n_curves=2, seed=3)
+    assert np.allclose(fftw.values, pocketfft.values)
+    assert np.array_equal(fftw.n_iterations, pocketfft.n_iterations)
 
 
 @pytest.mark.parametrize("kwargs, match", [
