@@ -43,6 +43,7 @@ __all__ = [
     "MissingDependencyError",
     "MissingColumnError",
     "WeightsError",
+    "QuantityMismatchError",
     "InvalidBitWidthError",
     "InvalidSparsityError",
     "ShapeMismatchError",
@@ -228,6 +229,10 @@ class MissingColumnError(GalaxymlError, KeyError):
 
 class WeightsError(GalaxymlError, ValueError):
     """Weights that cannot be loaded into the network they are given for."""
+
+
+class QuantityMismatchError(GalaxymlError, AttributeError):
+    """Light curves asked for a quantity they do not hold (Eddington ratios of fluxes)."""
 
 
 class DistributeError(GalaxymlError, ValueError):

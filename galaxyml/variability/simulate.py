@@ -13,7 +13,7 @@ from astropy import units as u
 from astropy.time import Time, TimeDelta
 from astropy.timeseries import TimeSeries
 
-from ..exceptions import InsufficientMemoryError, InvalidParameterError
+from ..exceptions import InsufficientMemoryError, InvalidParameterError, QuantityMismatchError
 
 __all__ = ["LightCurves", "timmer_koenig", "emmanoulopoulos", "eddington_luminosity"]
 
@@ -337,8 +337,8 @@ class LightCurves:
     def eddington_ratio(self):
         """lambda(t) of each curve (the ``values`` of Eddington-ratio curves)."""
         if self.quantity != "eddington_ratio":
-            raise AttributeError(f"these light curves hold {self.quantity}, not Eddington "
-                                 "ratios: use .values")
+            raise QuantityMismatchError(f"these light curves hold {self.quantity}, not "
+                                        "Eddington ratios: use .values")
         return self.values
 
     @property
