@@ -44,6 +44,9 @@ __all__ = [
     "MissingColumnError",
     "WeightsError",
     "QuantityMismatchError",
+    "VisibilityReadError",
+    "AllFlaggedError",
+    "UnknownPolarizationError",
     "InvalidBitWidthError",
     "InvalidSparsityError",
     "ShapeMismatchError",
@@ -233,6 +236,19 @@ class WeightsError(GalaxymlError, ValueError):
 
 class QuantityMismatchError(GalaxymlError, AttributeError):
     """Light curves asked for a quantity they do not hold (Eddington ratios of fluxes)."""
+
+
+class VisibilityReadError(GalaxymlError, OSError):
+    """A visibility file (uvfits, Measurement Set) that cannot be read: corrupt, truncated or
+    not visibilities."""
+
+
+class AllFlaggedError(GalaxymlError, ValueError):
+    """Every visibility of a selection is flagged, so there is nothing to image."""
+
+
+class UnknownPolarizationError(GalaxymlError, ValueError):
+    """A polarisation that the visibilities do not hold (or cannot form, for Stokes I)."""
 
 
 class DistributeError(GalaxymlError, ValueError):

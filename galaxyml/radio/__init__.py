@@ -7,3 +7,5 @@ from .sky import *  # noqa: F401, F403
 from .solvers import *  # noqa: F401, F403
 from .clean import *  # noqa: F401, F403
 from .evaluation import *  # noqa: F401, F403
+from .visibilities import *  # noqa: F401, F403
+from .imaging import *  # noqa: F401, F403

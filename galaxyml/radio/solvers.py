@@ -78,13 +78,32 @@ class _DenseOperator:
         return self.matrix[:, index]
 
 
+def _column_uniforms(seed, columns, n_rows):
+    """Uniform draws in [0, 1), (n_rows, len(columns)), the same for a column every time.
+
+    A counter-based generator: the splitmix64 hash of (seed, column, row),
+    computed for a whole block at once (a generator per column costs more
+    than the column itself).
+    """
+    with np.errstate(over="ignore"):
+        key = (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+               + np.asarray(columns, np.uint64)[None, :] * np.uint64(0xD1B54A32D192ED03))
+        z = key + np.arange(1, n_rows + 1, dtype=np.uint64)[:, None] * np.uint64(
+            0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)) * (1.0 / (1 << 53))
+
+
 class _SecondSample:
     """An independent stochastic quantization of a matrix, made column by column on demand.
 
-    Each column is quantized with its own seed, so a column is the same
-    every time it is asked for: this is a fixed second sample of the
-    matrix (double sampling), of which only the columns on the current
-    support are ever made, from the exact columns.
+    Each column's rounding draws come from a counter-based generator keyed
+    on the column, so a column is the same every time it is asked for:
+    this is a fixed second sample of the matrix (double sampling), of
+    which only the columns on the current support are ever made, from the
+    exact columns.
     """
 
     def __init__(self, exact_columns, first, seed):
@@ -98,11 +117,7 @@ class _SecondSample:
         index = np.asarray(index, dtype=int)
         exact = np.asarray(self.exact_columns(index), dtype=np.float64)
         scale = self.row_scale[:, None] * self.column_scale[index]
-        # One uniform draw per entry from each column's own generator; the rounding of
-        # the whole block at once.
-        uniform = np.empty(exact.shape)
-        for k, column in enumerate(index):
-            uniform[:, k] = np.random.default_rng([self.seed, int(column)]).random(exact.shape[0])
+        uniform = _column_uniforms(self.seed, index, exact.shape[0])
         codes = quantization_codes(exact / scale, self.bits, True, uniform=uniform)
         return scale * (codes * self.step - 1)
 
@@ -110,30 +125,32 @@ class _SecondSample:
 class _ColumnCache:
     """Columns from ``source`` kept between iterations: the support changes slowly.
 
-    Holds at most ``limit`` columns (float32), dropping the oldest first.
+    Holds at most ``limit`` columns (float32) in one block, dropping the
+    oldest first; a request is answered by one gather from the block.
     """
 
     def __init__(self, source, n_rows, limit):
         self.source = source
-        self.n_rows = n_rows
-        self.limit = limit
-        self.cache = {}
+        self.store = np.empty((limit, n_rows), np.float32)  # pages touched only when used
+        self.slots = {}  # column -> row of the store, oldest first
 
     def __call__(self, index):
-        index = [int(j) for j in np.asarray(index, dtype=int)]
-        missing = [j for j in index if j not in self.cache]
+        index = np.asarray(index, dtype=int)
+        missing = [j for j in dict.fromkeys(index.tolist()) if j not in self.slots]
         if missing:
+            free = self._free_slots(len(missing), set(index.tolist()))
             block = np.asarray(self.source(np.array(missing)), dtype=np.float32)
-            for j, column in zip(missing, block.T):
-                self.cache[j] = np.ascontiguousarray(column)
-        wanted = set(index)
-        for j in [j for j in self.cache if j not in wanted][:max(len(self.cache) - self.limit, 0)]:
-            del self.cache[j]
-        # Column-major output: each cached column is copied contiguously.
-        out = np.empty((self.n_rows, len(index)), np.float32, order="F")
-        for k, j in enumerate(index):
-            out[:, k] = self.cache[j]
-        return out
+            self.store[free] = block.T
+            self.slots.update(zip(missing, free))
+        # (len(index), n_rows) gathered in C order: its transpose is column-major.
+        return self.store[[self.slots[j] for j in index.tolist()]].T
+
+    def _free_slots(self, count, wanted):
+        used = set(self.slots.values())
+        free = [k for k in range(len(self.store)) if k not in used][:count]
+        for column in [j for j in self.slots if j not in wanted][:count - len(free)]:
+            free.append(self.slots.pop(column))
+        return free
 
 
 def _check(matrix_shape, y, sparsity):

@@ -1,7 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Light-curve simulation: Timmer and Koenig (1995) and Emmanoulopoulos et al. (2013)."""
 
-import os
 from dataclasses import dataclass
 from functools import partial
 
@@ -13,7 +12,8 @@ from astropy import units as u
 from astropy.time import Time, TimeDelta
 from astropy.timeseries import TimeSeries
 
-from ..exceptions import InsufficientMemoryError, InvalidParameterError, QuantityMismatchError
+from ..exceptions import InvalidParameterError, QuantityMismatchError
+from ..utils._memory import require_memory
 
 __all__ = ["LightCurves", "timmer_koenig", "emmanoulopoulos", "eddington_luminosity"]
 
@@ -22,29 +22,10 @@ __all__ = ["LightCurves", "timmer_koenig", "emmanoulopoulos", "eddington_luminos
 _BLOCK = 1 << 20
 
 
-def _available_memory():
-    """Bytes of memory available to a new allocation (Linux), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def check_memory(n_bytes, what):
     """Raise `~galaxyml.exceptions.InsufficientMemoryError` before a too large allocation."""
-    available = _available_memory()
-    if available is not None and n_bytes > 0.9 * available:
-        raise InsufficientMemoryError(
-            f"{what} needs about {n_bytes / 2 ** 30:.2f} GiB of memory and only "
-            f"{available / 2 ** 30:.2f} GiB are available; use fewer or shorter curves, "
-            "float32, or a smaller red-noise-leak factor")
+    require_memory(n_bytes, what, "use fewer or shorter curves, float32, or a smaller "
+                   "red-noise-leak factor")
 
 
 def _positive_int(value, name, minimum=1):
