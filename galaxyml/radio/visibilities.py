@@ -168,8 +168,9 @@ def read_visibilities(path, polarization="I", ignore_flags=False, unit=None):
     MissingDependencyError
         If pyuvdata is not installed.
     VisibilityReadError
-        If the file is truncated, corrupt or not a visibility file, or
-        holds several phase centres.
+        If the file is truncated, corrupt or not a visibility file, holds
+        several phase centres, or is a uvfits file larger than
+        ``galaxyml.io.conf.max_fits_bytes``.
     UnknownPolarizationError
         If the file lacks the polarisation asked for.
     AllFlaggedError
@@ -197,7 +198,14 @@ def read_visibilities(path, polarization="I", ignore_flags=False, unit=None):
 
 
 def _check_uvfits_size(path):
-    """A random-groups file whose header promises more bytes than it holds is truncated."""
+    """Refuse a file above ``galaxyml.io.conf.max_fits_bytes``, or one whose header promises
+    more bytes than it holds (truncated)."""
+    from ..io import conf
+
+    if os.path.getsize(path) > int(conf.max_fits_bytes):
+        raise VisibilityReadError(f"{path} holds {os.path.getsize(path)} bytes, more than the "
+                                  f"{int(conf.max_fits_bytes)} that galaxyml.io.conf."
+                                  "max_fits_bytes allows")
     try:
         with warnings.catch_warnings():
             # astropy warns of a truncated file; the error below says it with the sizes.

@@ -199,6 +199,11 @@ def test_read_m87(tmp_path):
     assert single.polarization == "RR" and len(single) >= len(vis)
     with pytest.raises(UnknownPolarizationError, match="XX"):
         read_visibilities(M87, polarization="XX")
+    from galaxyml.io import conf
+
+    with conf.set_temp("max_fits_bytes", 100_000):
+        with pytest.raises(VisibilityReadError, match="max_fits_bytes"):
+            read_visibilities(M87)
     truncated = tmp_path / "truncated.uvfits"
     truncated.write_bytes(M87.read_bytes()[:300_000])
     with pytest.raises(VisibilityReadError, match="truncated"):
