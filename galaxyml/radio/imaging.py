@@ -122,13 +122,15 @@ def image_products(visibilities, method="clean", bits=None, shape=128, cell=None
     cell = default_cell(visibilities) if cell is None else u.Quantity(cell)
     grid = CelestialGrid(shape, cell, visibilities.phase_centre)
     operator = MeasurementOperator.from_visibilities(visibilities, grid, weighting)
-    beam = fit_clean_beam(dirty_beam(operator), cell)
     unit = visibilities.unit / u.beam
     model, iterations, nbytes, iterating = None, 0, 0, 0.0
     if method == "clean":
         cleaned = hogbom_clean(operator, visibilities.data, **options)
-        model, iterations = cleaned.model.data.astype(float), cleaned.iterations
-    elif method == "niht":
+        model, iterations, beam = (cleaned.model.data.astype(float), cleaned.iterations,
+                                   cleaned.beam)
+    else:
+        beam = fit_clean_beam(dirty_beam(operator), cell)  # CLEAN fits the same beam itself
+    if method == "niht":
         model, iterations, nbytes, iterating = _niht_model(operator, visibilities, bits,
                                                            **options)
     if model is None:
