@@ -15,7 +15,8 @@ The observations are those of ``../shared/data/radio`` (see its README):
 For each: the dirty image, galaxyml's Hogbom CLEAN, float32 NIHT and NIHT on a
 matrix and data quantized to 8, 4 and 2 bits, and WSClean 3.1 (Hogbom CLEAN
 with major cycles, the same cell, size, weighting, gain, threshold and
-restoring beam; skipped with the reason where ``wsclean`` or python-casacore is
+restoring beam; with its default gridder and with the w-gridder at an accuracy
+of 1e-6; skipped with the reason where ``wsclean`` or python-casacore is
 absent).  CLEAN's threshold is 3 times the image noise estimated from
 differences of consecutive integrations (`Visibilities.image_noise`).  Every
 imager runs in its own process, whose wall time and peak memory are reported.
@@ -56,6 +57,8 @@ OBSERVATIONS = {
 METHODS = [("dirty", None), ("clean", None), ("niht", None), ("niht", 8), ("niht", 4),
            ("niht", 2)]
 CLEAN = {"gain": 0.1, "max_iter": 20000}
+# WSClean with its default gridder, and with the w-gridder at an accuracy of 1e-6.
+WSCLEAN = {"wsclean": [], "wsclean-wgridder": ["-use-wgridder", "-wgridder-accuracy", "1e-6"]}
 
 
 def _visibilities(data_dir, name):
@@ -101,17 +104,18 @@ def image_case(data_dir, name, method, bits, threshold, out_dir, sparsity="None"
                                    result.beam.position_angle.to_value(u.deg)]}
 
 
-def wsclean_case(ms, name, threshold, beam, out_dir):
+def wsclean_case(ms, name, threshold, beam, out_dir, label="wsclean"):
     """Child: WSClean on the Measurement Set; its peak memory is that of its process."""
     setup = OBSERVATIONS[name]
     major, minor, angle = (float(v) for v in beam.split(","))
-    command = ["wsclean", "-quiet", "-size", str(setup["shape"]), str(setup["shape"]),
+    command = ["wsclean", "-quiet", "-data-column", "DATA", *WSCLEAN[label],
+               "-size", str(setup["shape"]), str(setup["shape"]),
                "-scale", setup["cell"].replace(" ", "").replace("arcmin", "amin")
                .replace("mas", "masec"), "-weight", "natural", "-pol", "I",
                "-niter", str(CLEAN["max_iter"]), "-gain", str(CLEAN["gain"]), "-mgain", "0.8",
                "-threshold", str(threshold),
                "-beam-shape", f"{major}asec", f"{minor}asec", f"{angle}deg",
-               "-name", str(Path(out_dir) / f"{name}-wsclean")]
+               "-name", str(Path(out_dir) / f"{name}-{label}")]
     if setup["uv_max"]:
         command += ["-maxuv-l", str(setup["uv_max"])]
     start = time.perf_counter()
@@ -233,12 +237,13 @@ def run_observation(args, name, out_dir):
     else:
         ms = Path(out_dir) / f"{name}.ms"
         write_measurement_set(args.data_dir, name, ms)
-        figures = run_case(script, "wsclean", ms, name, threshold, ",".join(map(str, beam)),
-                           out_dir)
+        for label in WSCLEAN:
+            figures = run_case(script, "wsclean", ms, name, threshold,
+                               ",".join(map(str, beam)), out_dir, label)
+            results["imagers"][label] = figures
+            print(f"  {label:16s} {figures['seconds']:7.1f} s, peak RSS "
+                  f"{figures['wsclean_peak_rss_mib']:6.0f} MiB")
         shutil.rmtree(ms)
-        results["imagers"]["wsclean"] = figures
-        print(f"  {'wsclean':13s} {figures['seconds']:7.1f} s, peak RSS "
-              f"{figures['wsclean_peak_rss_mib']:6.0f} MiB")
     from galaxyml.radio import CelestialGrid, MeasurementOperator
 
     setup = OBSERVATIONS[name]
@@ -277,10 +282,10 @@ def iteration_speed(args, name, sparsity):
 
 
 def _print_table(name, results):
-    print(f"  {'imager':13s} {'resid RMS':>10s} {'exact RMS':>10s} {'DR':>7s} {'peak':>8s} "
+    print(f"  {'imager':16s} {'resid RMS':>10s} {'exact RMS':>10s} {'DR':>7s} {'peak':>8s} "
           f"{'model':>8s} {'beyond 2b':>9s} {'r(WSC)':>7s} {'r(NIHT)':>7s} {'err/float':>9s}")
     for label, f in results["imagers"].items():
-        print(f"  {label:13s} {f['residual_rms']:10.4g} {f['residual_rms_exact']:10.4g} "
+        print(f"  {label:16s} {f['residual_rms']:10.4g} {f['residual_rms_exact']:10.4g} "
               f"{f['dynamic_range']:7.0f} "
               f"{f['peak']:8.4g} {f.get('model_flux', np.nan):8.4g} "
               f"{f.get('model_flux_beyond_2_beams', np.nan):9.4g} "

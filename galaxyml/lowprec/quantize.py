@@ -5,7 +5,7 @@ import numpy as np
 
 from ..exceptions import InvalidParameterError, InvalidShapeError, NonFiniteDataError
 from .kernels import packed_matvec, packed_rmatvec
-from .packing import check_bits, pack_codes, unpack_codes
+from .packing import check_bits, codes_per_byte, pack_codes, unpack_codes
 
 __all__ = ["QuantizedArray", "QuantizedComplex", "quantize", "quantize_row_blocks",
            "quantization_codes",
@@ -91,12 +91,47 @@ class QuantizedArray:
         product = packed_matvec(self.packed, self.bits, scaled)
         return rows * (np.float32(self.step) * product - scaled.sum())
 
-    def rmatvec(self, w):
-        """The product of the transposed matrix with ``w`` (m,), float32."""
+    def rmatvec(self, w, rows=None):
+        """The product of the transposed matrix with ``w`` (m,), float32.
+
+        With ``rows`` (indices), only those rows enter, ``w`` holding one
+        value per index: sum over i in rows of w_i times row i.
+        """
+        row_scale, column_scale = self.row_and_column_scales()
+        packed = self.packed
+        if rows is not None:
+            rows = np.asarray(rows, dtype=int)
+            packed, row_scale = packed[rows], row_scale[rows]
+        scaled = np.asarray(w, np.float32) * row_scale
+        product = packed_rmatvec(packed, self.bits, scaled, self._matrix_shape[1])
+        return column_scale * (np.float32(self.step) * product - scaled.sum())
+
+    def rows(self, index):
+        """The represented values of some rows, float32, shape (len(index), n)."""
+        index = np.asarray(index, dtype=int)
+        m, n = self._matrix_shape
+        codes = unpack_codes(self.packed[index], self.bits, n)
         rows, columns = self.row_and_column_scales()
-        scaled = np.asarray(w, np.float32) * rows
-        product = packed_rmatvec(self.packed, self.bits, scaled, self._matrix_shape[1])
-        return columns * (np.float32(self.step) * product - scaled.sum())
+        return (rows[index, None] * columns) * (codes * np.float32(self.step) - 1)
+
+    def transpose(self, block_rows=4096):
+        """The transposed array (same codes and scales), made ``block_rows`` rows at a time.
+
+        Reading columns of a row-packed array touches one cache line per
+        row and column; the rows of its transpose are contiguous.
+        """
+        m, n = self._matrix_shape
+        block_rows -= block_rows % codes_per_byte(self.bits)  # only the last block is padded
+        packed = np.concatenate(
+            [pack_codes(np.ascontiguousarray(
+                unpack_codes(self.packed[start:start + block_rows], self.bits, n).T), self.bits)
+             for start in range(0, m, block_rows)], axis=1)
+        return QuantizedArray(packed, self.bits, (n, m), self.scale.T)
+
+    @property
+    def T(self):
+        """The transposed array (`transpose`)."""
+        return self.transpose()
 
     def columns(self, index):
         """The represented values of some columns, float32, shape (m, len(index))."""
@@ -249,7 +284,7 @@ def quantize(values, bits, scale="row", stochastic=True, seed=None):
     return QuantizedArray(pack_codes(matrix, bits), bits, values.shape, scales)
 
 
-def quantize_row_blocks(blocks, bits, stochastic=True, seed=None):
+def quantize_row_blocks(blocks, bits, stochastic=True, seed=None, samples=1):
     """Quantize a matrix given as blocks of rows, with one scale per row.
 
     Lets a matrix too large for memory in float be quantized block by
@@ -261,26 +296,38 @@ def quantize_row_blocks(blocks, bits, stochastic=True, seed=None):
         Consecutive row blocks, all with the same number of columns.
     bits, stochastic, seed
         As for `quantize`.
+    samples : int
+        How many independent quantizations to draw in the one pass over
+        the blocks (2 for double sampling, as `double_sample`).
 
     Returns
     -------
-    quantized : `QuantizedArray`
+    quantized : `QuantizedArray`, or a tuple of ``samples`` of them
+        A single array for ``samples=1``.
     """
     bits = check_bits(bits)
+    if int(samples) != samples or samples < 1:
+        raise InvalidParameterError(f"samples must be a positive integer, not {samples!r}")
     rng = np.random.default_rng(seed)
-    packed, scales, n_columns = [], [], None
+    rngs = [rng] if samples == 1 else rng.spawn(int(samples))
+    packed, scales, n_columns = [[] for _ in rngs], [], None
     for block in blocks:
         block = np.asarray(block, dtype=np.float64)
         if not np.all(np.isfinite(block)):
             raise NonFiniteDataError("a row block holds NaN or infinite values")
         n_columns = block.shape[1] if n_columns is None else n_columns
         scale = _scale(block, "row")
-        packed.append(pack_codes(quantization_codes(block / scale, bits, stochastic, rng), bits))
+        normalised = block / scale
+        for store, sample_rng in zip(packed, rngs):
+            store.append(pack_codes(quantization_codes(normalised, bits, stochastic,
+                                                       sample_rng), bits))
         scales.append(scale)
     if n_columns is None:
         raise InvalidParameterError("no row blocks to quantize")
     scale = np.concatenate(scales)
-    return QuantizedArray(np.concatenate(packed), bits, (len(scale), n_columns), scale)
+    arrays = tuple(QuantizedArray(np.concatenate(store), bits, (len(scale), n_columns), scale)
+                   for store in packed)
+    return arrays[0] if samples == 1 else arrays
 
 
 def double_sample(values, bits, scale="row", seed=None):

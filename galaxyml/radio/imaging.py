@@ -155,7 +155,7 @@ def image_products(visibilities, method="clean", bits=None, shape=128, cell=None
 
 def _niht_model(operator, visibilities, bits, sparsity=None, **options):
     rows, columns = operator.shape
-    bytes_per_entry = 4 if bits is None else bits / 8
+    bytes_per_entry = 4 if bits is None else 2 * bits / 8  # quantized: two samples
     require_memory(rows * columns * bytes_per_entry, f"NIHT's {rows} x {columns} matrix",
                    "use fewer pixels, fewer bits, or average the visibilities")
     sparsity = max(1, columns // 50) if sparsity is None else sparsity

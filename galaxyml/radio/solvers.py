@@ -2,6 +2,7 @@
 """Normalised iterative hard thresholding, in float and on few-bit data."""
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,8 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from ..exceptions import (InvalidParameterError, InvalidSparsityError, NonFiniteDataError,
                           ShapeMismatchError)
-from ..lowprec import QuantizedArray, quantize, quantize_row_blocks
-from ..lowprec import quantization_codes
+from ..lowprec import QuantizedArray, double_sample, quantize, quantize_row_blocks
 from .measurement import MeasurementOperator
 
 __all__ = ["NIHTResult", "niht", "quantized_niht", "relative_error", "support_recovery"]
@@ -18,6 +18,8 @@ __all__ = ["NIHTResult", "niht", "quantized_niht", "relative_error", "support_re
 # Blumensath and Davies (2010): shrink factor and margin of the step-size safeguard.
 _KAPPA = 2.0
 _C = 0.01
+# Iterations between exact recomputations of the carried A x.
+_REFRESH = 50
 
 
 @dataclass
@@ -78,81 +80,6 @@ class _DenseOperator:
         return self.matrix[:, index]
 
 
-def _column_uniforms(seed, columns, n_rows):
-    """Uniform draws in [0, 1), (n_rows, len(columns)), the same for a column every time.
-
-    A counter-based generator: the splitmix64 hash of (seed, column, row),
-    computed for a whole block at once (a generator per column costs more
-    than the column itself).
-    """
-    with np.errstate(over="ignore"):
-        key = (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-               + np.asarray(columns, np.uint64)[None, :] * np.uint64(0xD1B54A32D192ED03))
-        z = key + np.arange(1, n_rows + 1, dtype=np.uint64)[:, None] * np.uint64(
-            0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-    return (z >> np.uint64(11)) * (1.0 / (1 << 53))
-
-
-class _SecondSample:
-    """An independent stochastic quantization of a matrix, made column by column on demand.
-
-    Each column's rounding draws come from a counter-based generator keyed
-    on the column, so a column is the same every time it is asked for:
-    this is a fixed second sample of the matrix (double sampling), of
-    which only the columns on the current support are ever made, from the
-    exact columns.
-    """
-
-    def __init__(self, exact_columns, first, seed):
-        self.exact_columns = exact_columns
-        self.bits = first.bits
-        self.row_scale, self.column_scale = first.row_and_column_scales()
-        self.step = np.float32(first.step)
-        self.seed = seed
-
-    def columns(self, index):
-        index = np.asarray(index, dtype=int)
-        exact = np.asarray(self.exact_columns(index), dtype=np.float64)
-        scale = self.row_scale[:, None] * self.column_scale[index]
-        uniform = _column_uniforms(self.seed, index, exact.shape[0])
-        codes = quantization_codes(exact / scale, self.bits, True, uniform=uniform)
-        return scale * (codes * self.step - 1)
-
-
-class _ColumnCache:
-    """Columns from ``source`` kept between iterations: the support changes slowly.
-
-    Holds at most ``limit`` columns (float32) in one block, dropping the
-    oldest first; a request is answered by one gather from the block.
-    """
-
-    def __init__(self, source, n_rows, limit):
-        self.source = source
-        self.store = np.empty((limit, n_rows), np.float32)  # pages touched only when used
-        self.slots = {}  # column -> row of the store, oldest first
-
-    def __call__(self, index):
-        index = np.asarray(index, dtype=int)
-        missing = [j for j in dict.fromkeys(index.tolist()) if j not in self.slots]
-        if missing:
-            free = self._free_slots(len(missing), set(index.tolist()))
-            block = np.asarray(self.source(np.array(missing)), dtype=np.float32)
-            self.store[free] = block.T
-            self.slots.update(zip(missing, free))
-        # (len(index), n_rows) gathered in C order: its transpose is column-major.
-        return self.store[[self.slots[j] for j in index.tolist()]].T
-
-    def _free_slots(self, count, wanted):
-        used = set(self.slots.values())
-        free = [k for k in range(len(self.store)) if k not in used][:count]
-        for column in [j for j in self.slots if j not in wanted][:count - len(free)]:
-            free.append(self.slots.pop(column))
-        return free
-
-
 def _check(matrix_shape, y, sparsity):
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != matrix_shape[0]:
@@ -181,42 +108,141 @@ def _threshold(values, sparsity, positive):
     return out, support
 
 
+class _FloatColumns:
+    """The columns of a float matrix, those on the support held in one float32 block.
+
+    Reading a column of a row-major matrix touches a cache line per row,
+    and the support changes by a few columns an iteration: an update
+    fetches only the columns that entered, into the slots of those that
+    left, and a product with the support's columns streams the block once.
+    Columns off the support that were read lately (candidates of the step
+    size's safeguard, columns that left) are kept too, up to ``capacity``.
+    """
+
+    def __init__(self, columns, n_rows, n_columns, capacity):
+        self.columns = columns
+        self.block = np.zeros((capacity, n_rows), np.float32)
+        self.index = np.full(capacity, -1)  # the column in each slot; -1: empty
+        self.slot_of = np.full(n_columns, -1)
+        self.recent = OrderedDict()  # column -> float32 values, oldest first
+
+    def update(self, support):
+        held = self.index >= 0
+        leaving = held & ~np.isin(self.index, support)
+        entering = np.setdiff1d(support, self.index[held])
+        for slot in np.flatnonzero(leaving):
+            self._keep(int(self.index[slot]), self.block[slot].copy())
+        self.slot_of[self.index[leaving]] = -1
+        self.index[leaving] = -1
+        if len(entering):
+            free = np.flatnonzero(self.index < 0)[:len(entering)]
+            self.block[free] = self._off_support(entering)
+            self.index[free] = entering
+            self.slot_of[entering] = free
+            for column in entering.tolist():
+                self.recent.pop(column, None)
+
+    def image(self, values, index):
+        """A_I v_I for the columns I = ``index``, float64."""
+        slots = self.slot_of[index]
+        held = slots >= 0
+        if held.all() and len(index) == np.count_nonzero(self.index >= 0):  # the support
+            coefficients = np.zeros(len(self.index), np.float32)
+            coefficients[slots] = values[index]
+            return np.asarray(self.block.T @ coefficients, np.float64)
+        out = np.zeros(self.block.shape[1])
+        if held.any():
+            out += self.block[slots[held]].T @ values[index[held]].astype(np.float32)
+        if not held.all():
+            outside = index[~held]
+            out += self._off_support(outside).T @ values[outside].astype(np.float32)
+        return out
+
+    def _off_support(self, index):
+        """Columns off the support, (len(index), n_rows): kept ones, the others read."""
+        known = np.array([column in self.recent for column in index.tolist()], bool)
+        rows = np.empty((len(index), self.block.shape[1]), np.float32)
+        if known.any():
+            rows[known] = np.stack([self.recent[column] for column in index[known].tolist()])
+        if not known.all():
+            missing = index[~known]
+            rows[~known] = np.asarray(self.columns(missing), np.float32).T
+            for column, values in zip(missing.tolist(), rows[~known]):
+                self._keep(column, values)
+        return rows
+
+    def _keep(self, column, values):
+        self.recent[column] = values
+        self.recent.move_to_end(column)
+        if len(self.recent) > len(self.index):
+            self.recent.popitem(last=False)
+
+
+class _PackedColumns:
+    """The columns of a quantized matrix, read as packed rows of its transpose.
+
+    Products stream the support's codes, ``bits`` per entry, and need no
+    copy of the columns to be kept.
+    """
+
+    def __init__(self, transposed):
+        self.transposed = transposed
+
+    def update(self, support):
+        """Nothing to keep: the rows are read where they lie."""
+
+    def image(self, values, index):
+        """A_I v_I for the columns I = ``index``, float64."""
+        return np.asarray(self.transposed.rmatvec(values[index], rows=index), np.float64)
+
+
 def _iterate(rmatvec, columns, y, sparsity, max_iter, tol, positive):
     """The NIHT iteration of Blumensath and Davies (2010), Algorithm 2.
 
-    The columns on the support are assembled once per support change and
-    reused, so that an iteration streams the matrix once (the gradient).
+    ``columns`` (`_FloatColumns` or `_PackedColumns`) multiplies columns of
+    the matrix.  A x is carried from one iteration to the next: with the
+    support unchanged, A x_new = A x + mu A_S g_S, and a support change
+    corrects it with the few columns that left or entered.  An iteration so
+    streams the matrix once (the gradient) and the support's columns once
+    (the step size).
     """
     r = y.copy()
     g = np.asarray(rmatvec(r), np.float64)
     x = np.zeros(g.shape[0])
     support = _threshold(g, sparsity, positive)[1]
-    on_support = columns(support)
+    columns.update(support)
+    fitted = np.zeros_like(y)  # A x
     residuals, steps, converged = [], [], False
     iteration = 0
     for iteration in range(1, max_iter + 1):
         g_support = g[support]
-        projected = on_support @ g_support.astype(on_support.dtype)
+        projected = columns.image(g, support)
         denominator = float(projected @ projected)
         mu = float(g_support @ g_support) / denominator if denominator > 0 else 0.0
         x_new, new_support = _threshold(x + mu * g, sparsity, positive)
-        if not np.array_equal(new_support, support):
+        if np.array_equal(new_support, support):
+            fitted_new = fitted + mu * projected
+        else:
             # Safeguard: a step that changes the support must not exceed omega.
             for _ in range(50):
-                union = np.union1d(support, new_support)
-                on_union = columns(union)
-                d = (x_new - x)[union]
-                image = on_union @ d.astype(on_union.dtype)
+                fitted_new = _fitted_after_change(columns, fitted, projected,
+                                                  x + mu * g, support, x_new, new_support, mu)
+                d = x_new - x
+                image = fitted_new - fitted
                 omega = (1 - _C) * float(d @ d) / max(float(image @ image), 1e-300)
                 if mu <= omega:
                     break
                 mu /= _KAPPA * (1 - _C)
                 x_new, new_support = _threshold(x + mu * g, sparsity, positive)
-            on_support = (on_union[:, np.searchsorted(union, new_support)]
-                          if np.all(np.isin(new_support, union)) else columns(new_support))
+            else:
+                fitted_new = _fitted_after_change(columns, fitted, projected,
+                                                  x + mu * g, support, x_new, new_support, mu)
+            columns.update(new_support)
         change = np.linalg.norm(x_new - x) / max(np.linalg.norm(x_new), 1e-300)
-        x, support = x_new, new_support
-        r = y - on_support @ x[support].astype(on_support.dtype)
+        x, support, fitted = x_new, new_support, fitted_new
+        if iteration % _REFRESH == 0:  # rounding must not accumulate in the carried A x
+            fitted = columns.image(x, support)
+        r = y - fitted
         residuals.append(float(np.linalg.norm(r)))
         steps.append(mu)
         if change < tol:
@@ -224,6 +250,23 @@ def _iterate(rmatvec, columns, y, sparsity, max_iter, tol, positive):
             break
         g = np.asarray(rmatvec(r), np.float64)
     return x, support, iteration, converged, residuals, steps
+
+
+def _fitted_after_change(columns, fitted, projected, stepped, support, x_new, new_support,
+                         mu):
+    """A x_new from A x, A_S g_S and the columns that left or entered the support.
+
+    On the columns kept, x_new is x + mu g (``stepped``), whose image is
+    A x + mu A_S g_S less the columns that left; the entering ones add theirs.
+    """
+    leaving = np.setdiff1d(support, new_support, assume_unique=True)
+    entering = np.setdiff1d(new_support, support, assume_unique=True)
+    out = fitted + mu * projected
+    if len(leaving):
+        out -= columns.image(stepped, leaving)
+    if len(entering):
+        out += columns.image(x_new, entering)
+    return out
 
 
 def _as_operator(matrix):
@@ -276,7 +319,7 @@ def niht(Phi, y, sparsity, max_iter=300, tol=1e-6, positive=False):
     operator = _as_operator(Phi)
     y, sparsity = _check(operator.shape, y, sparsity)
     start = time.perf_counter()
-    columns = _ColumnCache(operator.columns, operator.shape[0], 8 * sparsity)
+    columns = _FloatColumns(operator.columns, *operator.shape, sparsity)
     x, support, iterations, converged, residuals, steps = _iterate(
         operator.rmatvec, columns, y, sparsity, max_iter, tol, positive)
     bits = operator.bits if isinstance(operator, QuantizedArray) else 8 * operator.matrix.itemsize
@@ -291,10 +334,10 @@ def quantized_niht(Phi, y, sparsity, bits=4, y_bits=None, scale="row", double_sa
     The matrix is quantized once with unbiased stochastic rounding and
     stored bit-packed; every iteration streams the packed matrix for the
     gradient Phi^T r.  The residual y - Phi x needs the matrix a second
-    time: with ``double_sampling`` it uses an independent quantization
-    (made column by column, only on the support, from the exact columns),
-    so that the gradient stays an unbiased estimate.  The data are
-    quantized to ``y_bits`` bits.
+    time: with ``double_sampling`` its columns on the support come from an
+    independent second quantization, drawn in the same pass and held packed
+    beside the first, so that the gradient stays an unbiased estimate.  The
+    data are quantized to ``y_bits`` bits.
 
     Parameters
     ----------
@@ -322,31 +365,42 @@ def quantized_niht(Phi, y, sparsity, bits=4, y_bits=None, scale="row", double_sa
     Returns
     -------
     result : `NIHTResult`
-        ``matrix_nbytes`` is the packed matrix's size.
+        ``matrix_nbytes`` is the packed matrix's size, streamed at every
+        iteration; double sampling holds a second one of the same size.
     """
     y_bits = bits if y_bits is None else y_bits
-    seeds = np.random.SeedSequence(seed).generate_state(3)
-    if isinstance(Phi, MeasurementOperator):
-        first = quantize_row_blocks(Phi.row_blocks(), bits, seed=int(seeds[0]))
-        exact_columns = Phi.columns
-    else:
-        dense = _as_operator(Phi)
-        first = quantize(dense.matrix, bits, scale=scale, seed=int(seeds[0]))
-        exact_columns = dense.columns
-    y, sparsity = _check(first.shape, y, sparsity)
-    y_quantized = quantize(y, y_bits, seed=int(seeds[1])).dequantize(np.float64)
-    source = (_SecondSample(exact_columns, first, int(seeds[2])).columns if double_sampling
-              else first.columns)
-    columns = _ColumnCache(source, first.shape[0], 8 * sparsity)
-    first.rmatvec(np.zeros(first.shape[0], np.float32))  # compile the kernel before timing
+    matrix_seed, data_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
+    operator = Phi if isinstance(Phi, MeasurementOperator) else _as_operator(Phi)
+    y, sparsity = _check(operator.shape, y, sparsity)
+    first, second_transposed = _quantized_samples(operator, bits, scale, matrix_seed,
+                                                  double_sampling)
+    y_quantized = quantize(y, y_bits, seed=data_seed).dequantize(np.float64)
+    # Compile the kernels before timing.
+    first.rmatvec(np.zeros(first.shape[0], np.float32))
     start = time.perf_counter()
     # Idle BLAS threads spin for a while after each small product and would take the
     # cores from the packed kernel's threads: keep BLAS to one thread meanwhile.
     with threadpool_limits(limits=1, user_api="blas"):
         x, support, iterations, converged, residuals, steps = _iterate(
-            first.rmatvec, columns, y_quantized, sparsity, max_iter, tol, positive)
+            first.rmatvec, _PackedColumns(second_transposed), y_quantized, sparsity,
+            max_iter, tol, positive)
     return _result(Phi, x, support, iterations, converged, residuals, steps,
                    time.perf_counter() - start, first.nbytes, bits)
+
+
+def _quantized_samples(operator, bits, scale, seed, double_sampling):
+    """The quantized matrix, and the transpose of the independent second sample (or of the
+    first, without double sampling)."""
+    if isinstance(operator, MeasurementOperator):
+        # Quantized block by block: the float matrix is never held whole.
+        samples = quantize_row_blocks(operator.row_blocks(), bits, seed=seed,
+                                      samples=2 if double_sampling else 1)
+    else:
+        samples = (double_sample(operator.matrix, bits, scale, seed) if double_sampling
+                   else quantize(operator.matrix, bits, scale=scale, seed=seed))
+    first, second = samples if double_sampling else (samples, samples)
+    # The residual reads the second sample by columns: rows of its transpose are contiguous.
+    return first, second.transpose()
 
 
 def _result(Phi, x, support, iterations, converged, residuals, steps, seconds, nbytes, bits):

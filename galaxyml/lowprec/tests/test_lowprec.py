@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from galaxyml.exceptions import InvalidBitWidthError, NonFiniteDataError
+from galaxyml.exceptions import InvalidBitWidthError, InvalidParameterError, NonFiniteDataError
 from galaxyml.lowprec import (QuantizedComplex, double_sample, pack_codes, quantize,
                               quantize_row_blocks, unpack_codes)
 
@@ -96,6 +96,13 @@ def test_products_on_packed_codes(bits, scale):
     assert np.allclose(q.matvec(x), dense @ x, rtol=1e-4, atol=1e-4)
     assert np.allclose(q.rmatvec(w), dense.T @ w, rtol=1e-4, atol=1e-4)
     assert np.allclose(q.columns([0, 5, 28]), dense[:, [0, 5, 28]], atol=1e-6)
+    assert np.allclose(q.rows([36, 2]), dense[[36, 2]], atol=1e-6)
+    assert np.allclose(q.rmatvec(w[[3, 30]], rows=[3, 30]), dense[[3, 30]].T @ w[[3, 30]],
+                       rtol=1e-4, atol=1e-4)
+    transposed = q.transpose(block_rows=10)  # several blocks, the last one short
+    assert transposed.shape == (29, 37)
+    assert np.allclose(transposed.dequantize(np.float64), dense.T, atol=1e-6)
+    assert np.allclose(transposed.rows([0, 5, 28]), dense[:, [0, 5, 28]].T, atol=1e-6)
     assert q.nbytes == q.packed.nbytes + q.scale.nbytes
     assert q.packed.nbytes == 37 * -(-29 * bits // 8)
 
@@ -107,6 +114,18 @@ def test_row_blocks_match_whole_matrix():
     assert blocks.shape == (10, 6)
     assert np.allclose(blocks.scale, whole.scale)
     assert np.allclose(blocks.dequantize(), a, atol=np.abs(a).max() * 2 / 15)
+
+
+def test_row_blocks_draw_independent_samples():
+    a = np.random.default_rng(4).uniform(-1, 1, size=(300, 40))
+    first, second = quantize_row_blocks([a[:128], a[128:]], 2, seed=6, samples=2)
+    assert np.array_equal(first.scale, second.scale)
+    d1, d2 = first.dequantize(np.float64), second.dequantize(np.float64)
+    assert 0.3 < np.mean(d1 != d2) < 0.9  # different roundings of the same values
+    assert abs(np.mean((d1 - a) * (d2 - a))) < 0.2 * np.mean((d1 - a) ** 2)  # uncorrelated
+    assert np.allclose((d1 + d2) / 2, a, atol=2 / 3)
+    with pytest.raises(InvalidParameterError, match="samples"):
+        quantize_row_blocks([a], 2, samples=0)
 
 
 def test_non_finite_values():

@@ -279,13 +279,27 @@ def test_niht_too_large_for_memory_is_refused(monkeypatch):
         image(vis, method="niht", shape=16, cell=CELL)
 
 
-def test_second_sample_draws_are_fixed_per_column_and_uniform():
-    from galaxyml.radio.solvers import _column_uniforms
+def test_niht_carried_residual_is_the_exact_one():
+    """NIHT carries A x between iterations: its residual must equal y - A x recomputed."""
+    from galaxyml.lowprec import quantize
+    from galaxyml.radio import niht, quantized_niht
 
-    first = _column_uniforms(7, [3, 10, 11], 5000)
-    again = _column_uniforms(7, [11, 3], 5000)
-    assert np.array_equal(first[:, 0], again[:, 1]) and np.array_equal(first[:, 2], again[:, 0])
-    assert np.all((first >= 0) & (first < 1))
-    assert abs(first.mean() - 0.5) < 0.01 and abs(first.std() - np.sqrt(1 / 12)) < 0.01
-    assert abs(np.corrcoef(first[:, 1], first[:, 2])[0, 1]) < 0.05
-    assert not np.array_equal(_column_uniforms(8, [3], 5000)[:, 0], first[:, 0])
+    rng = np.random.default_rng(2)
+    matrix = rng.normal(size=(300, 200)).astype(np.float32)
+    truth = np.zeros(200)
+    truth[rng.choice(200, 12, replace=False)] = rng.uniform(1, 3, 12)
+    y = matrix @ truth + rng.normal(0, 0.05, 300)
+    for max_iter in (2, 4, 8, 16, 40):  # while the support still changes
+        result = niht(matrix, y, 12, max_iter=max_iter, tol=0)
+        exact = np.linalg.norm(y - matrix.astype(float) @ result.x)
+        assert result.residual_norms[-1] == pytest.approx(exact, rel=1e-5)
+    assert np.linalg.norm(result.x - truth) < 0.05 * np.linalg.norm(truth)
+    # Without double sampling the residual uses the one quantized matrix.
+    result = quantized_niht(matrix, y, 12, bits=8, y_bits=8, scale="row",
+                            double_sampling=False, seed=3, max_iter=7, tol=0)
+    quantized = quantize(matrix, 8, scale="row", seed=np.random.SeedSequence(3)
+                         .generate_state(2)[0]).dequantize(np.float64)
+    y_quantized = quantize(y, 8, seed=np.random.SeedSequence(3).generate_state(2)[1]
+                           ).dequantize(np.float64)
+    exact = np.linalg.norm(y_quantized - quantized @ result.x)
+    assert result.residual_norms[-1] == pytest.approx(exact, rel=1e-4)
