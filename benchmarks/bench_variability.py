@@ -172,7 +172,7 @@ def case_e13_delcgen(delcgen_path, n_points=100_000):
     return time.perf_counter() - start
 
 
-def case_psd_pulls(path, n_curves=10, n_bootstrap=10):
+def case_psd_pulls(path, n_curves=16, n_bootstrap=20):
     """Pulls (fitted - true) / error of the PSD over Gaussian light curves of the PSD
     fitted to ``path`` (Timmer-Koenig, 10 times longer, with the observed errors' noise,
     on the observed sampling), each fitted again as the data were (errors from
@@ -241,8 +241,11 @@ def main(argv=None):
                         help="DELCgen3.py, the Python 3 port of DELCgen, to run side by side")
     parser.add_argument("--only-observed", action="store_true",
                         help="run only (e), the observed light curve")
-    parser.add_argument("--pull-curves", type=int, default=10,
+    parser.add_argument("--pull-curves", type=int, default=16,
                         help="simulated light curves for the PSD pulls (0: none)")
+    parser.add_argument("--pull-bootstrap", type=int, default=20,
+                        help="simulated curves behind each pull's errors (fit_psd's "
+                             "n_bootstrap; 20 by default, as for users)")
     if run_requested_case({name: _after_imports(name, case)
                            for name, case in CASES.items()}, argv):
         return 0
@@ -338,7 +341,8 @@ def observed(args, results):
               f"{e13_theirs['seconds']:.2f} s, {results['e13_speedup_vs_delcgen']:.1f}x "
               "(target >= 5x)")
     if args.pull_curves:
-        pulls = run_case(__file__, "psd_pulls", args.light_curve, args.pull_curves)
+        pulls = run_case(__file__, "psd_pulls", args.light_curve, args.pull_curves,
+                         args.pull_bootstrap)
         results["psd_pulls"] = pulls
         for name, figures in pulls.items():
             if isinstance(figures, dict):
