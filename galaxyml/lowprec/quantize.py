@@ -128,11 +128,6 @@ class QuantizedArray:
              for start in range(0, m, block_rows)], axis=1)
         return QuantizedArray(packed, self.bits, (n, m), self.scale.T)
 
-    @property
-    def T(self):
-        """The transposed array (`transpose`)."""
-        return self.transpose()
-
     def columns(self, index):
         """The represented values of some columns, float32, shape (m, len(index))."""
         index = np.asarray(index, dtype=int)
