@@ -219,24 +219,9 @@ def _iterate(rmatvec, columns, y, sparsity, max_iter, tol, positive):
         projected = columns.image(g, support)
         denominator = float(projected @ projected)
         mu = float(g_support @ g_support) / denominator if denominator > 0 else 0.0
-        x_new, new_support = _threshold(x + mu * g, sparsity, positive)
-        if np.array_equal(new_support, support):
-            fitted_new = fitted + mu * projected
-        else:
-            # Safeguard: a step that changes the support must not exceed omega.
-            for _ in range(50):
-                fitted_new = _fitted_after_change(columns, fitted, projected,
-                                                  x + mu * g, support, x_new, new_support, mu)
-                d = x_new - x
-                image = fitted_new - fitted
-                omega = (1 - _C) * float(d @ d) / max(float(image @ image), 1e-300)
-                if mu <= omega:
-                    break
-                mu /= _KAPPA * (1 - _C)
-                x_new, new_support = _threshold(x + mu * g, sparsity, positive)
-            else:
-                fitted_new = _fitted_after_change(columns, fitted, projected,
-                                                  x + mu * g, support, x_new, new_support, mu)
+        mu, x_new, new_support, fitted_new = _safeguarded_step(
+            columns, x, g, mu, fitted, projected, support, sparsity, positive)
+        if not np.array_equal(new_support, support):
             columns.update(new_support)
         change = np.linalg.norm(x_new - x) / max(np.linalg.norm(x_new), 1e-300)
         x, support, fitted = x_new, new_support, fitted_new
@@ -250,6 +235,29 @@ def _iterate(rmatvec, columns, y, sparsity, max_iter, tol, positive):
             break
         g = np.asarray(rmatvec(r), np.float64)
     return x, support, iteration, converged, residuals, steps
+
+
+def _safeguarded_step(columns, x, g, mu, fitted, projected, support, sparsity, positive):
+    """The step x -> H_s(x + mu g), mu shrunk while a change of support exceeds omega.
+
+    Returns mu, x_new, its support and A x_new.  The shrinking stops after
+    50 tries, with the step of the last mu.
+    """
+    for tries in range(51):
+        x_new, new_support = _threshold(x + mu * g, sparsity, positive)
+        if tries == 0 and np.array_equal(new_support, support):
+            return mu, x_new, new_support, fitted + mu * projected
+        fitted_new = _fitted_after_change(columns, fitted, projected, x + mu * g, support,
+                                          x_new, new_support, mu)
+        if tries == 50:
+            break
+        d = x_new - x
+        image = fitted_new - fitted
+        omega = (1 - _C) * float(d @ d) / max(float(image @ image), 1e-300)
+        if mu <= omega:
+            break
+        mu /= _KAPPA * (1 - _C)
+    return mu, x_new, new_support, fitted_new
 
 
 def _fitted_after_change(columns, fitted, projected, stepped, support, x_new, new_support,
@@ -366,7 +374,8 @@ def quantized_niht(Phi, y, sparsity, bits=4, y_bits=None, scale="row", double_sa
     -------
     result : `NIHTResult`
         ``matrix_nbytes`` is the packed matrix's size, streamed at every
-        iteration; double sampling holds a second one of the same size.
+        iteration; a transposed copy of the same size (of the second sample,
+        with double sampling) gives the support's columns.
     """
     y_bits = bits if y_bits is None else y_bits
     matrix_seed, data_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))

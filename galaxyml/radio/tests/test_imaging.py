@@ -297,9 +297,8 @@ def test_niht_carried_residual_is_the_exact_one():
     # Without double sampling the residual uses the one quantized matrix.
     result = quantized_niht(matrix, y, 12, bits=8, y_bits=8, scale="row",
                             double_sampling=False, seed=3, max_iter=7, tol=0)
-    quantized = quantize(matrix, 8, scale="row", seed=np.random.SeedSequence(3)
-                         .generate_state(2)[0]).dequantize(np.float64)
-    y_quantized = quantize(y, 8, seed=np.random.SeedSequence(3).generate_state(2)[1]
-                           ).dequantize(np.float64)
+    matrix_seed, data_seed = np.random.SeedSequence(3).generate_state(2)  # as quantized_niht
+    quantized = quantize(matrix, 8, scale="row", seed=matrix_seed).dequantize(np.float64)
+    y_quantized = quantize(y, 8, seed=data_seed).dequantize(np.float64)
     exact = np.linalg.norm(y_quantized - quantized @ result.x)
     assert result.residual_norms[-1] == pytest.approx(exact, rel=1e-4)
